@@ -1,0 +1,62 @@
+// Box maths shared by the CPU and CUDA kernels, so the two cannot drift apart.
+// Boxes are mmdet 3.x (x1, y1, x2, y2) in pixels; area is (x2 - x1) * (y2 - y1), no +1.
+// A box with x2 <= x1 or y2 <= y1 is empty (padding rows are written that way) and covers nothing.
+#pragma once
+
+#if defined(__CUDACC__)
+#define SNIPER_HOST_DEVICE __host__ __device__ __forceinline__
+#else
+#define SNIPER_HOST_DEVICE inline
+#endif
+
+namespace sniper {
+
+// Plain comparisons rather than fminf / fmaxf, and selects rather than branches: coordinates are
+// checked finite, and this lets the CPU compiler vectorise the loops over boxes.
+SNIPER_HOST_DEVICE float min_of(float a, float b) {
+  return a < b ? a : b;
+}
+
+SNIPER_HOST_DEVICE float max_of(float a, float b) {
+  return a > b ? a : b;
+}
+
+// 0 for an empty box.
+SNIPER_HOST_DEVICE float box_area(const float* box) {
+  return max_of(box[2] - box[0], 0.f) * max_of(box[3] - box[1], 0.f);
+}
+
+SNIPER_HOST_DEVICE float intersection_area(const float* a, const float* b) {
+  const float w = max_of(min_of(a[2], b[2]) - max_of(a[0], b[0]), 0.f);
+  const float h = max_of(min_of(a[3], b[3]) - max_of(a[1], b[1]), 0.f);
+  return w * h;
+}
+
+// |chip ∩ box| / |box|: the fraction of the box inside the chip. An empty box intersects nothing, so
+// dividing its zero intersection by 1 gives it the 0 it must get.
+SNIPER_HOST_DEVICE float chip_box_iof(const float* chip, const float* box) {
+  const float area = box_area(box);
+  return intersection_area(chip, box) / (area > 0.f ? area : 1.f);
+}
+
+// |chip ∩ box| / |chip ∪ box|; 0 for an empty box.
+SNIPER_HOST_DEVICE float chip_box_iou(const float* chip, const float* box) {
+  const float area = box_area(box);
+  const float inter = intersection_area(chip, box);
+  return inter / (area > 0.f ? box_area(chip) + area - inter : 1.f);
+}
+
+SNIPER_HOST_DEVICE float clamp_to(float v, float lo, float hi) {
+  return min_of(max_of(v, lo), hi);
+}
+
+// Writes the box clipped to the chip, in the chip's coordinates (origin at its top-left corner).
+// A box outside the chip comes out empty.
+SNIPER_HOST_DEVICE void clip_box_to_chip(const float* box, const float* chip, float* out) {
+  out[0] = clamp_to(box[0], chip[0], chip[2]) - chip[0];
+  out[1] = clamp_to(box[1], chip[1], chip[3]) - chip[1];
+  out[2] = clamp_to(box[2], chip[0], chip[2]) - chip[0];
+  out[3] = clamp_to(box[3], chip[1], chip[3]) - chip[1];
+}
+
+}  // namespace sniper

@@ -1,0 +1,42 @@
+#include "op_checks.h"
+
+#include <ATen/ATen.h>
+
+namespace sniper {
+
+void check_boxes(const at::Tensor& boxes, const char* name) {
+  TORCH_CHECK_TYPE(boxes.scalar_type() == at::kFloat, name, " must be float32 (x1, y1, x2, y2 in pixels), got ",
+                   boxes.scalar_type());
+  TORCH_CHECK_VALUE(boxes.dim() == 3 && boxes.size(2) == 4, name,
+                    " must have shape [B, M, 4] (x1, y1, x2, y2), got ", boxes.sizes());
+  TORCH_CHECK_VALUE(at::isfinite(boxes).all().item<bool>(), name,
+                    " must hold finite coordinates, found NaN or inf");
+}
+
+void check_same_batch(const at::Tensor& a, const char* a_name, const at::Tensor& b,
+                      const char* b_name) {
+  TORCH_CHECK_VALUE(a.device() == b.device(), a_name, " and ", b_name,
+                    " must be on the same device, got ", a.device(), " and ", b.device());
+  TORCH_CHECK_VALUE(a.size(0) == b.size(0), a_name, " and ", b_name,
+                    " must have the same batch size B, got ", a.size(0), " and ", b.size(0));
+}
+
+void check_covers(const at::Tensor& covers) {
+  TORCH_CHECK_TYPE(covers.scalar_type() == at::kBool, "covers must be bool, got ",
+                   covers.scalar_type());
+  TORCH_CHECK_VALUE(covers.dim() == 3, "covers must have shape [B, K, N] (batch, chips, boxes), got ",
+                    covers.sizes());
+  TORCH_CHECK_VALUE(covers.size(1) < (int64_t{1} << 31), "covers must have fewer than 2^31 chips, got ",
+                    covers.size(1));
+}
+
+void check_min_count(int64_t min_count) {
+  TORCH_CHECK_VALUE(min_count >= 1, "min_count must be >= 1, got ", min_count);
+}
+
+bool parse_coverage_mode(const std::string& mode) {
+  TORCH_CHECK_VALUE(mode == "iof" || mode == "iou", "mode must be 'iof' or 'iou', got '", mode, "'");
+  return mode == "iou";
+}
+
+}  // namespace sniper

@@ -1,0 +1,26 @@
+// Argument checks run once by every kernel, CPU or CUDA, before it touches data. They raise
+// ValueError / TypeError in Python (TORCH_CHECK_VALUE / TORCH_CHECK_TYPE) naming the argument.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <string>
+
+namespace sniper {
+
+// A float32 [B, M, 4] tensor of finite box coordinates.
+void check_boxes(const at::Tensor& boxes, const char* name);
+
+// Both on one device and with the same batch size B.
+void check_same_batch(const at::Tensor& a, const char* a_name, const at::Tensor& b,
+                      const char* b_name);
+
+// A bool [B, K, N] coverage tensor.
+void check_covers(const at::Tensor& covers);
+
+void check_min_count(int64_t min_count);
+
+// Returns true for "iou", false for "iof"; anything else is a ValueError.
+bool parse_coverage_mode(const std::string& mode);
+
+}  // namespace sniper

@@ -1,0 +1,105 @@
+"""Python side of the compiled chip ops: one thin wrapper per op and its fake kernel.
+
+Boxes and chips are mmdet 3.x ``(x1, y1, x2, y2)`` float32 pixel coordinates; a box with
+``x2 <= x1`` or ``y2 <= y1`` is empty (padding rows are written that way) and covers nothing.
+The kernels validate their arguments and raise ``TypeError`` / ``ValueError`` naming the argument.
+"""
+from typing import Tuple
+
+import torch
+
+from mmdet_sniper import _C  # noqa: F401  (loading it registers the torch.ops.sniper kernels)
+
+
+def chip_coverage(chips: torch.Tensor, boxes: torch.Tensor, mode: str = 'iof') -> torch.Tensor:
+    """How much of every box each chip of the same batch item covers.
+
+    Args:
+        chips: float32 ``[B, K, 4]`` chip boxes in pixels.
+        boxes: float32 ``[B, N, 4]`` boxes in pixels, on the same device as ``chips``.
+        mode: ``'iof'`` for ``|chip ∩ box| / |box|`` (1.0: the box lies wholly inside the chip) or
+            ``'iou'`` for ``|chip ∩ box| / |chip ∪ box|``.
+
+    Returns:
+        float32 ``[B, K, N]`` in ``[0, 1]``; 0 for an empty box or chip.
+    """
+    return torch.ops.sniper.chip_coverage(chips, boxes, mode)
+
+
+def greedy_chip_cover(covers: torch.Tensor, min_count: int = 1) -> torch.Tensor:
+    """SNIPER's chip selection: a greedy set cover of the boxes by the chips, per batch item.
+
+    Repeatedly picks the chip that covers the most still-uncovered boxes (ties go to the lowest chip
+    index) and marks its boxes covered, until the best chip would cover fewer than ``min_count``.
+
+    Args:
+        covers: bool ``[B, K, N]``; ``covers[b, k, n]`` says chip ``k`` covers box ``n``.
+        min_count: the fewest newly covered boxes a chip must bring to be picked, ``>= 1``.
+
+    Returns:
+        int64 ``[B, K]``: row ``b`` holds the picked chip indices in pick order, padded with -1.
+    """
+    return torch.ops.sniper.greedy_chip_cover(covers, min_count)
+
+
+def clip_boxes_to_chips(boxes: torch.Tensor, chips: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Clips every box to every chip of the same batch item, in that chip's coordinates.
+
+    Args:
+        boxes: float32 ``[B, N, 4]`` boxes in pixels.
+        chips: float32 ``[B, K, 4]`` chip boxes in pixels, on the same device as ``boxes``.
+
+    Returns:
+        ``(clipped, iof)``: float32 ``[B, K, N, 4]`` boxes clipped to the chip, in pixels relative to
+        the chip's top-left corner (a box outside the chip comes out empty), and float32
+        ``[B, K, N]``, the fraction of each box's area kept (0 for an empty box).
+    """
+    return torch.ops.sniper.clip_boxes_to_chips(boxes, chips)
+
+
+# Fake kernels: output shapes for torch.compile and meta tensors. They reject what the compiled
+# kernels reject that can be seen without data (dtype, shape, device, batch size).
+
+def _check_boxes_meta(boxes: torch.Tensor, name: str) -> None:
+    if boxes.dtype != torch.float32:
+        raise TypeError(f'{name} must be float32 (x1, y1, x2, y2 in pixels), got {boxes.dtype}')
+    if boxes.dim() != 3 or boxes.shape[2] != 4:
+        raise ValueError(f'{name} must have shape [B, M, 4] (x1, y1, x2, y2), got {list(boxes.shape)}')
+
+
+def _check_same_batch_meta(a: torch.Tensor, a_name: str, b: torch.Tensor, b_name: str) -> None:
+    if a.device != b.device:
+        raise ValueError(f'{a_name} and {b_name} must be on the same device, got {a.device} and {b.device}')
+    if a.shape[0] != b.shape[0]:
+        raise ValueError(f'{a_name} and {b_name} must have the same batch size B, '
+                         f'got {a.shape[0]} and {b.shape[0]}')
+
+
+@torch.library.register_fake('sniper::chip_coverage')
+def _chip_coverage_fake(chips, boxes, mode='iof'):
+    _check_boxes_meta(chips, 'chips')
+    _check_boxes_meta(boxes, 'boxes')
+    _check_same_batch_meta(chips, 'chips', boxes, 'boxes')
+    if mode not in ('iof', 'iou'):
+        raise ValueError(f"mode must be 'iof' or 'iou', got '{mode}'")
+    return chips.new_empty((chips.shape[0], chips.shape[1], boxes.shape[1]))
+
+
+@torch.library.register_fake('sniper::greedy_chip_cover')
+def _greedy_chip_cover_fake(covers, min_count=1):
+    if covers.dtype != torch.bool:
+        raise TypeError(f'covers must be bool, got {covers.dtype}')
+    if covers.dim() != 3:
+        raise ValueError(f'covers must have shape [B, K, N] (batch, chips, boxes), got {list(covers.shape)}')
+    if min_count < 1:
+        raise ValueError(f'min_count must be >= 1, got {min_count}')
+    return covers.new_empty((covers.shape[0], covers.shape[1]), dtype=torch.int64)
+
+
+@torch.library.register_fake('sniper::clip_boxes_to_chips')
+def _clip_boxes_to_chips_fake(boxes, chips):
+    _check_boxes_meta(boxes, 'boxes')
+    _check_boxes_meta(chips, 'chips')
+    _check_same_batch_meta(boxes, 'boxes', chips, 'chips')
+    B, K, N = chips.shape[0], chips.shape[1], boxes.shape[1]
+    return boxes.new_empty((B, K, N, 4)), boxes.new_empty((B, K, N))
