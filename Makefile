@@ -1,0 +1,22 @@
+# The two commands of the README: `make demo` and `make test`. Both create the environment (.venv)
+# first when it is missing or out of date.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+.PHONY: env demo test benchmark-ops cuda-check
+
+env:
+	tools/setup_env.sh $(VENV)
+
+# Until the SNIPER demo lands, the main job is the op benchmark.
+demo: benchmark-ops
+
+benchmark-ops: env
+	$(PY) tools/benchmark_ops.py
+
+test: env
+	$(PY) -m pytest tests
+
+# Builds the CUDA kernels against torch 2.14.1 in .venv-cuda (no GPU needed); run by CI.
+cuda-check:
+	tools/cuda_compile_check.sh

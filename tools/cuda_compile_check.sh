@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# CUDA compile check, no GPU needed: builds mmdet_sniper._C with its CUDA kernels (FORCE_CUDA=1, sm_80
+# and sm_90) against torch 2.14.1 (a CUDA 13 build) in a second environment, checks that the CUDA
+# kernels are registered, and runs the op tests there (their CUDA cases skip without a GPU).
+# The build happens in a scratch copy, so the dev environment's extension is left alone.
+# Usage: tools/cuda_compile_check.sh [VENV_DIR]   (default .venv-cuda in the repository root)
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+if ! command -v nvcc >/dev/null 2>&1; then
+  echo "CUDA compile check skipped: nvcc not found on the PATH"
+  exit 0
+fi
+venv=${1:-$root/.venv-cuda}
+[[ -x $venv/bin/python ]] || python3.11 -m venv "$venv"
+"$venv/bin/python" -m pip install -q torch==2.14.1 "setuptools>=77.0.3" wheel ninja numpy pytest
+
+# nvcc may be a wrapper script outside the toolkit, so ask nvcc where its toolkit is.
+export CUDA_HOME=${CUDA_HOME:-$(cd "$(nvcc --dryrun -E -x cu /dev/null 2>&1 | sed -n 's/^#\$ TOP=//p')" && pwd)}
+site=$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+# The toolkit here lacks some headers torch includes (cusparse.h); torch's own CUDA wheels have them.
+export CPATH=$site/nvidia/cu13/include${CPATH:+:$CPATH}
+
+scratch=$(mktemp -d)
+trap 'rm -rf "$scratch"' EXIT
+(cd "$root" && tar --exclude='*.so' --exclude=__pycache__ -cf - setup.py csrc mmdet_sniper tests/ops) | tar -xf - -C "$scratch"
+cd "$scratch"
+echo "[cuda_compile_check] building with CUDA_HOME=$CUDA_HOME for sm_80, sm_90"
+FORCE_CUDA=1 TORCH_CUDA_ARCH_LIST="8.0;9.0" MAX_JOBS=${MAX_JOBS:-2} \
+  "$venv/bin/python" setup.py -q build_ext --inplace
+"$venv/bin/python" - <<'PY'
+import torch
+import mmdet_sniper.ops  # noqa: F401
+for op in ('chip_coverage', 'greedy_chip_cover', 'clip_boxes_to_chips'):
+    for key in ('CPU', 'CUDA'):
+        assert torch._C._dispatch_has_kernel_for_dispatch_key(f'sniper::{op}', key), f'sniper::{op} has no {key} kernel'
+print(f'[cuda_compile_check] torch {torch.__version__} (CUDA {torch.version.cuda}): CPU and CUDA kernels registered')
+PY
+PYTHONPATH=$scratch "$venv/bin/python" -m pytest -q -p no:cacheprovider tests/ops
