@@ -17,11 +17,8 @@ __global__ void clip_boxes_to_chips_kernel(const float* __restrict__ boxes, cons
                                            float* __restrict__ clipped, float* __restrict__ iof) {
   for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < total;
        i += int64_t{blockDim.x} * gridDim.x) {
-    const int64_t n = i % N;
-    const int64_t row = i / N;  // batch item * K + chip
-    const int64_t b = row / K;
-    const float* chip = chips + row * 4;
-    const float* box = boxes + (b * N + n) * 4;
+    const float *chip, *box;
+    chip_and_box_at(i, K, N, chips, boxes, chip, box);
     clip_box_to_chip(box, chip, clipped + i * 4);
     iof[i] = chip_box_iof(chip, box);
   }
