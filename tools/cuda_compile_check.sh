@@ -29,8 +29,8 @@ FORCE_CUDA=1 TORCH_CUDA_ARCH_LIST="8.0;9.0" MAX_JOBS=${MAX_JOBS:-2} \
   "$venv/bin/python" setup.py -q build_ext --inplace
 "$venv/bin/python" - <<'PY'
 import torch
-import mmdet_sniper.ops  # noqa: F401
-for op in ('chip_coverage', 'greedy_chip_cover', 'clip_boxes_to_chips'):
+from mmdet_sniper import ops
+for op in ops.__all__:
     for key in ('CPU', 'CUDA'):
         assert torch._C._dispatch_has_kernel_for_dispatch_key(f'sniper::{op}', key), f'sniper::{op} has no {key} kernel'
 print(f'[cuda_compile_check] torch {torch.__version__} (CUDA {torch.version.cuda}): CPU and CUDA kernels registered')

@@ -40,7 +40,6 @@ void greedy_cover_one_item(const bool* covers, int64_t K, int64_t N, int64_t min
   std::vector<int64_t> candidates;  // in chip index order, so strict '>' below keeps the lowest index on ties
   int64_t best = -1;
   for (int64_t k = 0; k < K; ++k) {
-    counts[k] = 0;
     for (int64_t w = 0; w < W; ++w) {
       bits[k * W + w] = pack_bools(covers + k * N + w * 64, std::min<int64_t>(64, N - w * 64));
       counts[k] += __builtin_popcountll(bits[k * W + w]);
