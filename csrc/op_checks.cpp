@@ -34,6 +34,25 @@ void check_min_count(int64_t min_count) {
   TORCH_CHECK_VALUE(min_count >= 1, "min_count must be >= 1, got ", min_count);
 }
 
+void check_grid_cover_args(const at::Tensor& boxes, const at::Tensor& image_sizes,
+                           const at::Tensor& shuffle_keys, int64_t chip_size, int64_t stride,
+                           double min_iof) {
+  TORCH_CHECK_TYPE(image_sizes.scalar_type() == at::kLong, "image_sizes must be int64 (width, height), got ",
+                   image_sizes.scalar_type());
+  TORCH_CHECK_VALUE(image_sizes.dim() == 2 && image_sizes.size(1) == 2,
+                    "image_sizes must have shape [B, 2] (width, height), got ", image_sizes.sizes());
+  check_same_batch(boxes, "boxes", image_sizes, "image_sizes");
+  TORCH_CHECK_VALUE(image_sizes.numel() == 0 || image_sizes.min().item<int64_t>() >= 1,
+                    "image_sizes must be >= 1 pixel, got ", image_sizes.min().item<int64_t>());
+  TORCH_CHECK_TYPE(shuffle_keys.scalar_type() == at::kLong, "shuffle_keys must be int64, got ",
+                   shuffle_keys.scalar_type());
+  TORCH_CHECK_VALUE(shuffle_keys.dim() == 1, "shuffle_keys must have shape [B], got ", shuffle_keys.sizes());
+  check_same_batch(boxes, "boxes", shuffle_keys, "shuffle_keys");
+  TORCH_CHECK_VALUE(chip_size >= 1, "chip_size must be >= 1, got ", chip_size);
+  TORCH_CHECK_VALUE(stride >= 1, "stride must be >= 1, got ", stride);
+  TORCH_CHECK_VALUE(min_iof > 0 && min_iof <= 1, "min_iof must be in (0, 1], got ", min_iof);
+}
+
 bool parse_coverage_mode(const std::string& mode) {
   TORCH_CHECK_VALUE(mode == "iof" || mode == "iou", "mode must be 'iof' or 'iou', got '", mode, "'");
   return mode == "iou";

@@ -9,6 +9,7 @@ from typing import Tuple
 import torch
 
 from mmdet_sniper import _C  # noqa: F401  (loading it registers the torch.ops.sniper kernels)
+from .grid_cover import dense_chip_grid_cover
 
 
 def chip_coverage(chips: torch.Tensor, boxes: torch.Tensor, mode: str = 'iof') -> torch.Tensor:
@@ -57,6 +58,37 @@ def clip_boxes_to_chips(boxes: torch.Tensor, chips: torch.Tensor) -> Tuple[torch
     return torch.ops.sniper.clip_boxes_to_chips(boxes, chips)
 
 
+def chip_grid_cover(boxes: torch.Tensor, image_sizes: torch.Tensor, shuffle_keys: torch.Tensor,
+                    chip_size: int, stride: int, min_iof: float = 1 - 1e-6,
+                    min_count: int = 1) -> Tuple[torch.Tensor, torch.Tensor]:
+    """SNIPER's chip selection on each image's grid of candidate chips (docs/chip_generation.md,
+    sections 5-6): the greedy cover of the boxes by candidates visited in a shuffled order.
+
+    The candidates of an item are the ``chip_size`` windows at multiples of ``stride`` plus those
+    flush with the right and bottom edges; a window spans the whole axis where the image is smaller
+    than a chip. A candidate covers a box when ``|chip ∩ box| / |box| >= min_iof``. Repeatedly the
+    candidate covering the most uncovered boxes is picked, ties going to the lowest SplitMix64
+    priority ``nth(shuffle_key, k)`` of its index ``k = iy * nx + ix``, until the best covers fewer
+    than ``min_count``. On the CPU a kernel walks each grid; on CUDA the same result is composed from
+    ``chip_coverage`` and ``greedy_chip_cover``.
+
+    Args:
+        boxes: float32 ``[B, N, 4]`` boxes in the scaled image's pixels; empty rows (padding) are
+            never covered.
+        image_sizes: int64 ``[B, 2]`` (width, height) of each scaled image in pixels, ``>= 1``.
+        shuffle_keys: int64 ``[B]`` SplitMix64 keys (uint64 bits) of the candidate order.
+        chip_size, stride: pixels, ``>= 1``.
+        min_iof: the covered fraction of a box that counts as inside, in ``(0, 1]``.
+        min_count: the fewest newly covered boxes a pick must bring, ``>= 1``.
+
+    Returns:
+        ``(chips, box_pick)``: float32 ``[B, N, 4]`` the picked chips in pick order (rows after the
+        last pick are zero), and int64 ``[B, N]`` the pick that first covered each box, -1 for none.
+    """
+    return torch.ops.sniper.chip_grid_cover(boxes, image_sizes, shuffle_keys, chip_size, stride, min_iof,
+                                            min_count)
+
+
 # Fake kernels: output shapes for torch.compile and meta tensors. They reject what the compiled
 # kernels reject that can be seen without data (dtype, shape, device, batch size).
 
@@ -103,3 +135,43 @@ def _clip_boxes_to_chips_fake(boxes, chips):
     _check_same_batch_meta(boxes, 'boxes', chips, 'chips')
     B, K, N = chips.shape[0], chips.shape[1], boxes.shape[1]
     return boxes.new_empty((B, K, N, 4)), boxes.new_empty((B, K, N))
+
+
+def _check_grid_cover_meta(boxes, image_sizes, shuffle_keys, chip_size, stride, min_iof, min_count):
+    _check_boxes_meta(boxes, 'boxes')
+    if image_sizes.dtype != torch.int64:
+        raise TypeError(f'image_sizes must be int64 (width, height), got {image_sizes.dtype}')
+    if image_sizes.dim() != 2 or image_sizes.shape[1] != 2:
+        raise ValueError(f'image_sizes must have shape [B, 2] (width, height), got {list(image_sizes.shape)}')
+    _check_same_batch_meta(boxes, 'boxes', image_sizes, 'image_sizes')
+    if shuffle_keys.dtype != torch.int64:
+        raise TypeError(f'shuffle_keys must be int64, got {shuffle_keys.dtype}')
+    if shuffle_keys.dim() != 1:
+        raise ValueError(f'shuffle_keys must have shape [B], got {list(shuffle_keys.shape)}')
+    _check_same_batch_meta(boxes, 'boxes', shuffle_keys, 'shuffle_keys')
+    for name, value in (('chip_size', chip_size), ('stride', stride), ('min_count', min_count)):
+        if value < 1:
+            raise ValueError(f'{name} must be >= 1, got {value}')
+    if not 0 < min_iof <= 1:
+        raise ValueError(f'min_iof must be in (0, 1], got {min_iof}')
+
+
+@torch.library.register_fake('sniper::chip_grid_cover')
+def _chip_grid_cover_fake(boxes, image_sizes, shuffle_keys, chip_size, stride, min_iof, min_count=1):
+    _check_grid_cover_meta(boxes, image_sizes, shuffle_keys, chip_size, stride, min_iof, min_count)
+    B, N = boxes.shape[0], boxes.shape[1]
+    return boxes.new_empty((B, N, 4)), boxes.new_empty((B, N), dtype=torch.int64)
+
+
+# On CUDA the grid cover is composed from the dense CUDA kernels rather than a kernel of its own: the
+# greedy walk over one image's grid is sequential, and the dense ops already spread the chip-box pairs
+# over the GPU.
+@torch.library.impl('sniper::chip_grid_cover', 'CUDA')
+def _chip_grid_cover_cuda(boxes, image_sizes, shuffle_keys, chip_size, stride, min_iof, min_count=1):
+    _check_grid_cover_meta(boxes, image_sizes, shuffle_keys, chip_size, stride, min_iof, min_count)
+    if not bool(torch.isfinite(boxes).all()):
+        raise ValueError('boxes must hold finite coordinates, found NaN or inf')
+    if image_sizes.numel() and int(image_sizes.min()) < 1:
+        raise ValueError(f'image_sizes must be >= 1 pixel, got {int(image_sizes.min())}')
+    return dense_chip_grid_cover(boxes, image_sizes, shuffle_keys, chip_size, stride, min_iof, min_count,
+                                 coverage=chip_coverage, greedy=greedy_chip_cover)

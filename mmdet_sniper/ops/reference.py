@@ -5,6 +5,8 @@ from typing import Tuple
 
 import torch
 
+from .grid_cover import dense_chip_grid_cover
+
 
 def _area(boxes: torch.Tensor) -> torch.Tensor:
     w = boxes[..., 2] - boxes[..., 0]
@@ -60,3 +62,12 @@ def clip_boxes_to_chips(boxes: torch.Tensor, chips: torch.Tensor) -> Tuple[torch
     x2 = torch.minimum(torch.maximum(b[..., 2], c[..., 0]), c[..., 2]) - c[..., 0]
     y2 = torch.minimum(torch.maximum(b[..., 3], c[..., 1]), c[..., 3]) - c[..., 1]
     return torch.stack([x1, y1, x2, y2], dim=-1), chip_coverage(chips, boxes, 'iof')
+
+
+def chip_grid_cover(boxes: torch.Tensor, image_sizes: torch.Tensor, shuffle_keys: torch.Tensor,
+                    chip_size: int, stride: int, min_iof: float = 1 - 1e-6,
+                    min_count: int = 1) -> Tuple[torch.Tensor, torch.Tensor]:
+    # Every candidate of the grid against every box, then the plain greedy cover: none of the
+    # kernel's rectangle search.
+    return dense_chip_grid_cover(boxes, image_sizes, shuffle_keys, chip_size, stride, min_iof, min_count,
+                                 coverage=chip_coverage, greedy=greedy_chip_cover)
