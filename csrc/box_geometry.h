@@ -3,6 +3,8 @@
 // A box with x2 <= x1 or y2 <= y1 is empty (padding rows are written that way) and covers nothing.
 #pragma once
 
+#include <cstdint>
+
 #if defined(__CUDACC__)
 #define SNIPER_HOST_DEVICE __host__ __device__ __forceinline__
 #else
@@ -57,6 +59,33 @@ SNIPER_HOST_DEVICE void clip_box_to_chip(const float* box, const float* chip, fl
   out[1] = clamp_to(box[1], chip[1], chip[3]) - chip[1];
   out[2] = clamp_to(box[2], chip[0], chip[2]) - chip[0];
   out[3] = clamp_to(box[3], chip[1], chip[3]) - chip[1];
+}
+
+// The chip holding the largest fraction of the box, the lowest index on ties; -1 when no chip holds
+// any of it (an empty box included).
+SNIPER_HOST_DEVICE int64_t best_chip_for_box(const float* box, const float* chips, int64_t K) {
+  int64_t best = -1;
+  float best_iof = 0.f;
+  for (int64_t k = 0; k < K; ++k) {
+    const float iof = chip_box_iof(chips + k * 4, box);
+    if (iof > best_iof) {
+      best_iof = iof;
+      best = k;
+    }
+  }
+  return best;
+}
+
+// Writes the box clipped to its best chip (in that chip's coordinates, zeros without one) and
+// returns the chip's index: one element of the assign_boxes_to_chips op.
+SNIPER_HOST_DEVICE int64_t assign_box_to_chips(const float* box, const float* chips, int64_t K, float* part) {
+  const int64_t best = best_chip_for_box(box, chips, K);
+  if (best >= 0) {
+    clip_box_to_chip(box, chips + best * 4, part);
+  } else {
+    part[0] = part[1] = part[2] = part[3] = 0.f;
+  }
+  return best;
 }
 
 }  // namespace sniper

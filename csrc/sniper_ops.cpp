@@ -15,6 +15,7 @@ TORCH_LIBRARY(sniper, m) {
   m.def("chip_coverage(Tensor chips, Tensor boxes, str mode=\"iof\") -> Tensor");
   m.def("greedy_chip_cover(Tensor covers, int min_count=1) -> Tensor");
   m.def("clip_boxes_to_chips(Tensor boxes, Tensor chips) -> (Tensor, Tensor)");
+  m.def("assign_boxes_to_chips(Tensor boxes, Tensor chips) -> (Tensor, Tensor)");
   m.def(
       "chip_grid_cover(Tensor boxes, Tensor image_sizes, Tensor shuffle_keys, int chip_size, int stride, "
       "float min_iof, int min_count=1) -> (Tensor, Tensor)");

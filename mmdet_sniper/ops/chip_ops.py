@@ -58,6 +58,22 @@ def clip_boxes_to_chips(boxes: torch.Tensor, chips: torch.Tensor) -> Tuple[torch
     return torch.ops.sniper.clip_boxes_to_chips(boxes, chips)
 
 
+def assign_boxes_to_chips(boxes: torch.Tensor, chips: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Assigns every box to the chip of the same batch item that holds the largest fraction of it.
+
+    Args:
+        boxes: float32 ``[B, N, 4]`` boxes in pixels.
+        chips: float32 ``[B, K, 4]`` chip boxes in pixels, on the same device as ``boxes``.
+
+    Returns:
+        ``(chip_index, part)``: int64 ``[B, N]`` the chip with the largest iof, the lowest index on
+        ties, -1 where no chip holds any of the box (an empty box included); and float32
+        ``[B, N, 4]`` the box clipped to that chip, in pixels relative to its top-left corner (zeros
+        without a chip).
+    """
+    return torch.ops.sniper.assign_boxes_to_chips(boxes, chips)
+
+
 def chip_grid_cover(boxes: torch.Tensor, image_sizes: torch.Tensor, shuffle_keys: torch.Tensor,
                     chip_size: int, stride: int, min_iof: float = 1 - 1e-6,
                     min_count: int = 1) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -135,6 +151,15 @@ def _clip_boxes_to_chips_fake(boxes, chips):
     _check_same_batch_meta(boxes, 'boxes', chips, 'chips')
     B, K, N = chips.shape[0], chips.shape[1], boxes.shape[1]
     return boxes.new_empty((B, K, N, 4)), boxes.new_empty((B, K, N))
+
+
+@torch.library.register_fake('sniper::assign_boxes_to_chips')
+def _assign_boxes_to_chips_fake(boxes, chips):
+    _check_boxes_meta(boxes, 'boxes')
+    _check_boxes_meta(chips, 'chips')
+    _check_same_batch_meta(boxes, 'boxes', chips, 'chips')
+    B, N = boxes.shape[0], boxes.shape[1]
+    return boxes.new_empty((B, N), dtype=torch.int64), boxes.new_empty((B, N, 4))
 
 
 def _check_grid_cover_meta(boxes, image_sizes, shuffle_keys, chip_size, stride, min_iof, min_count):

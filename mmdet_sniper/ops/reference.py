@@ -64,6 +64,18 @@ def clip_boxes_to_chips(boxes: torch.Tensor, chips: torch.Tensor) -> Tuple[torch
     return torch.stack([x1, y1, x2, y2], dim=-1), chip_coverage(chips, boxes, 'iof')
 
 
+def assign_boxes_to_chips(boxes: torch.Tensor, chips: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    iof = chip_coverage(chips, boxes, 'iof')  # [B, K, N]
+    if iof.shape[1] == 0:
+        return (torch.full(boxes.shape[:2], -1, dtype=torch.int64, device=boxes.device),
+                torch.zeros_like(boxes))
+    best_iof, best = iof.max(dim=1)  # the first maximal index on ties
+    best = torch.where(best_iof > 0, best, torch.full_like(best, -1))
+    clipped, _ = clip_boxes_to_chips(boxes, chips)  # [B, K, N, 4]
+    part = torch.gather(clipped, 1, best.clamp(min=0)[:, None, :, None].expand(-1, 1, -1, 4))[:, 0]
+    return best, torch.where(best[..., None] >= 0, part, torch.zeros_like(part))
+
+
 def chip_grid_cover(boxes: torch.Tensor, image_sizes: torch.Tensor, shuffle_keys: torch.Tensor,
                     chip_size: int, stride: int, min_iof: float = 1 - 1e-6,
                     min_count: int = 1) -> Tuple[torch.Tensor, torch.Tensor]:

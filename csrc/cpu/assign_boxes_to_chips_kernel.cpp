@@ -1,0 +1,84 @@
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <tuple>
+#include <vector>
+
+#include "../box_geometry.h"
+#include "../op_checks.h"
+
+namespace sniper {
+namespace {
+
+std::tuple<at::Tensor, at::Tensor> assign_boxes_to_chips_cpu(const at::Tensor& boxes, const at::Tensor& chips) {
+  check_boxes(boxes, "boxes");
+  check_boxes(chips, "chips");
+  check_same_batch(boxes, "boxes", chips, "chips");
+
+  const auto boxes_c = boxes.contiguous();
+  const auto chips_c = chips.contiguous();
+  const int64_t B = boxes.size(0), N = boxes.size(1), K = chips.size(1);
+  auto chip_index = at::empty({B, N}, boxes.options().dtype(at::kLong));
+  auto part = at::empty({B, N, 4}, boxes.options());
+  const float* box_data = boxes_c.data_ptr<float>();
+  const float* chip_data = chips_c.data_ptr<float>();
+  int64_t* index_data = chip_index.data_ptr<int64_t>();
+  float* part_data = part.data_ptr<float>();
+
+  // Per item, chips in the outer loop and boxes in the inner one, over the boxes' coordinates laid
+  // out as separate arrays: the inner loop is branch-free arithmetic on contiguous floats and
+  // vectorises. It evaluates chip_box_iof's expression term by term, so it picks the chip that
+  // best_chip_for_box (the CUDA kernel) picks.
+  at::parallel_for(0, B, 1, [&](int64_t begin, int64_t end) {
+    std::vector<float> x1(N), y1(N), x2(N), y2(N), area(N), best_iof(N);
+    std::vector<int32_t> best(N);
+    for (int64_t b = begin; b < end; ++b) {
+      const float* item_boxes = box_data + b * N * 4;
+      const float* item_chips = chip_data + b * K * 4;
+      for (int64_t n = 0; n < N; ++n) {
+        const float* box = item_boxes + n * 4;
+        x1[n] = box[0], y1[n] = box[1], x2[n] = box[2], y2[n] = box[3];
+        const float a = box_area(box);
+        area[n] = a > 0.f ? a : 1.f;
+        best_iof[n] = 0.f;
+        best[n] = -1;
+      }
+      for (int64_t k = 0; k < K; ++k) {
+        const float* chip = item_chips + k * 4;
+        const float c0 = chip[0], c1 = chip[1], c2 = chip[2], c3 = chip[3];
+        const int32_t chip_k = static_cast<int32_t>(k);
+        for (int64_t n = 0; n < N; ++n) {
+          // std::min / std::max and a bit-mask select are the forms GCC vectorises; on finite
+          // coordinates they give the values min_of / max_of give.
+          const float w = std::max(std::min(c2, x2[n]) - std::max(c0, x1[n]), 0.f);
+          const float h = std::max(std::min(c3, y2[n]) - std::max(c1, y1[n]), 0.f);
+          const float iof = (w * h) / area[n];
+          const int32_t better = -static_cast<int32_t>(iof > best_iof[n]);
+          best_iof[n] = iof > best_iof[n] ? iof : best_iof[n];
+          best[n] = (chip_k & better) | (best[n] & ~better);
+        }
+      }
+      for (int64_t n = 0; n < N; ++n) {
+        index_data[b * N + n] = best[n];
+        float* out = part_data + (b * N + n) * 4;
+        if (best[n] >= 0) {
+          clip_box_to_chip(item_boxes + n * 4, item_chips + best[n] * 4, out);
+        } else {
+          out[0] = out[1] = out[2] = out[3] = 0.f;
+        }
+      }
+    }
+  });
+  return {chip_index, part};
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(sniper, CPU, m) {
+  m.impl("assign_boxes_to_chips", &assign_boxes_to_chips_cpu);
+}
+
+}  // namespace sniper

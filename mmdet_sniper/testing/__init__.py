@@ -1,0 +1,4 @@
+"""Synthetic inputs for tests and benchmarks."""
+from .synthetic import ChipWorkload, random_chip_workload
+
+__all__ = ['ChipWorkload', 'random_chip_workload']
