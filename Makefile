@@ -3,16 +3,19 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: env demo test benchmark-ops cuda-check
+.PHONY: env demo test benchmark-ops benchmark-chips cuda-check
 
 env:
 	tools/setup_env.sh $(VENV)
 
-# Until the SNIPER demo lands, the main job is the op benchmark.
-demo: benchmark-ops
+# Until the SNIPER demo lands, the main job is the chip-generation benchmark.
+demo: benchmark-chips
 
 benchmark-ops: env
 	$(PY) tools/benchmark_ops.py
+
+benchmark-chips: env
+	$(PY) tools/benchmark_chips.py
 
 test: env
 	$(PY) -m pytest tests
