@@ -13,6 +13,12 @@ void check_boxes(const at::Tensor& boxes, const char* name) {
                     " must hold finite coordinates, found NaN or inf");
 }
 
+void check_boxes_and_chips(const at::Tensor& boxes, const at::Tensor& chips) {
+  check_boxes(boxes, "boxes");
+  check_boxes(chips, "chips");
+  check_same_batch(boxes, "boxes", chips, "chips");
+}
+
 void check_same_batch(const at::Tensor& a, const char* a_name, const at::Tensor& b,
                       const char* b_name) {
   TORCH_CHECK_VALUE(a.device() == b.device(), a_name, " and ", b_name,

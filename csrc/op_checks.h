@@ -11,6 +11,9 @@ namespace sniper {
 // A float32 [B, M, 4] tensor of finite box coordinates.
 void check_boxes(const at::Tensor& boxes, const char* name);
 
+// The boxes and chips of a per-chip op: both valid boxes, on one device, with one batch size.
+void check_boxes_and_chips(const at::Tensor& boxes, const at::Tensor& chips);
+
 // Both on one device and with the same batch size B.
 void check_same_batch(const at::Tensor& a, const char* a_name, const at::Tensor& b,
                       const char* b_name);

@@ -14,9 +14,7 @@ namespace sniper {
 namespace {
 
 std::tuple<at::Tensor, at::Tensor> assign_boxes_to_chips_cpu(const at::Tensor& boxes, const at::Tensor& chips) {
-  check_boxes(boxes, "boxes");
-  check_boxes(chips, "chips");
-  check_same_batch(boxes, "boxes", chips, "chips");
+  check_boxes_and_chips(boxes, chips);
 
   const auto boxes_c = boxes.contiguous();
   const auto chips_c = chips.contiguous();

@@ -17,9 +17,7 @@ void coverage_row(const float* chip, const float* boxes, int64_t N, float* out) 
 }
 
 at::Tensor chip_coverage_cpu(const at::Tensor& chips, const at::Tensor& boxes, c10::string_view mode) {
-  check_boxes(chips, "chips");
-  check_boxes(boxes, "boxes");
-  check_same_batch(chips, "chips", boxes, "boxes");
+  check_boxes_and_chips(boxes, chips);
   const bool iou = parse_coverage_mode(std::string(mode));
 
   const auto chips_c = chips.contiguous();

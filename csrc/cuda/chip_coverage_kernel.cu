@@ -22,9 +22,7 @@ __global__ void chip_coverage_kernel(const float* __restrict__ chips, const floa
 }
 
 at::Tensor chip_coverage_cuda(const at::Tensor& chips, const at::Tensor& boxes, c10::string_view mode) {
-  check_boxes(chips, "chips");
-  check_boxes(boxes, "boxes");
-  check_same_batch(chips, "chips", boxes, "boxes");
+  check_boxes_and_chips(boxes, chips);
   const bool iou = parse_coverage_mode(std::string(mode));
 
   const c10::cuda::CUDAGuard device_guard(chips.device());

@@ -25,9 +25,7 @@ __global__ void clip_boxes_to_chips_kernel(const float* __restrict__ boxes, cons
 }
 
 std::tuple<at::Tensor, at::Tensor> clip_boxes_to_chips_cuda(const at::Tensor& boxes, const at::Tensor& chips) {
-  check_boxes(boxes, "boxes");
-  check_boxes(chips, "chips");
-  check_same_batch(boxes, "boxes", chips, "chips");
+  check_boxes_and_chips(boxes, chips);
 
   const c10::cuda::CUDAGuard device_guard(boxes.device());
   const auto boxes_c = boxes.contiguous();
