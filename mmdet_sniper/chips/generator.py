@@ -176,7 +176,7 @@ class ChipGenerator:
             valid = self._valid_at_scales(gt.boxes[rows], gt.image[rows], factors, stride) & target[None]
             part, covered = self._cover(gt.boxes[rows], gt.image[rows], valid, start, stop, scaled_sizes,
                                         factors, stride, seed, epoch, POSITIVE_STREAM, [1] * self.num_scales)
-            parts.append(dict(part, positive=np.ones(len(part['image_index']), bool)))
+            parts.append(part)
             valid_somewhere = valid.any(0)
             boxes_at = np.stack([gt.image[rows], gt.index_in_image[rows]], axis=1)
             uncovered.append(boxes_at[valid_somewhere & ~covered.any(0)])
@@ -224,7 +224,7 @@ class ChipGenerator:
             thresholds = [self.neg_thresholds[0 if s == 0 else 1] + 1 for s in range(self.num_scales)]
             part, _ = self._cover(boxes, image, valid, start, stop, scaled_sizes, factors, stride, seed, epoch,
                                   NEGATIVE_STREAM, thresholds)
-            parts.append(dict(part, positive=np.zeros(len(part['image_index']), bool)))
+            parts.append(part)
         return ChipTable(**concat_rows(parts), image_sizes=sizes, scaled_sizes=scaled_sizes, stride=stride,
                          settings=dict(self.settings(), seed=seed, epoch=epoch))
 
@@ -247,7 +247,7 @@ class ChipGenerator:
     def _cover(self, boxes, image, valid, start, stop, scaled_sizes, factors, stride, seed, epoch, stream,
                min_counts: List[int]):
         """Greedy cover, per image and scale, of the boxes ``valid[s]`` marks at scale ``s``. Returns
-        the chip rows and which boxes ``[S, E]`` got covered."""
+        the chip rows (positive chips for the positive stream) and which boxes ``[S, E]`` got covered."""
         n = stop - start
         covered = np.zeros_like(valid)
         parts = []
@@ -276,7 +276,7 @@ class ChipGenerator:
             counts = np.bincount(picked, minlength=len(chips) * width).reshape(len(chips), width)
             parts.append(dict(image_index=item_image[item], scale_index=item_scale[item],
                               scale_factor=factors[item_image[item], item_scale[item]], chips=chips[item, pick],
-                              box_count=counts[item, pick], positive=np.zeros(len(item), bool)))
+                              box_count=counts[item, pick], positive=np.full(len(item), stream == POSITIVE_STREAM)))
         rows = concat_rows(parts)
         # Table order: image, scale, pick (each part is already in that order within itself).
         order = np.lexsort((np.arange(len(rows['image_index'])), rows['scale_index'], rows['image_index']))
