@@ -91,9 +91,11 @@ def _pack(item_of: np.ndarray, values: np.ndarray, num_items: int) -> Tuple[np.n
     return padded, position
 
 
-def _scaled(boxes: np.ndarray, factors: np.ndarray) -> np.ndarray:
-    """Boxes in the scaled image: each coordinate times its axis's float32 factor, in float32."""
-    return boxes * np.tile(factors, 2)
+def _scaled(boxes: np.ndarray, factors: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """Boxes in the scaled image: each coordinate times its axis's float32 factor, in float32, then
+    clipped to the scaled image: ``W * sx`` can round past ``Ws`` by more than ``min_iof`` forgives
+    a narrow box on the far border."""
+    return np.minimum(boxes * np.tile(factors, 2), np.tile(sizes, 2).astype(np.float32))
 
 
 class ChipGenerator:
@@ -220,7 +222,8 @@ class ChipGenerator:
             boxes, image = pool.boxes[pool.rows_of_images(start, stop)], pool.image[pool.rows_of_images(start, stop)]
             valid = self._valid_at_scales(boxes, image, factors, stride)
             in_positive = positive.select(slice(image_starts[start], image_starts[stop]))
-            valid &= ~self._covered_by_positive(boxes, image, valid, in_positive, start, stop, factors, stride)
+            valid &= ~self._covered_by_positive(boxes, image, valid, in_positive, start, stop, scaled_sizes, factors,
+                                                stride)
             thresholds = [self.neg_thresholds[0 if s == 0 else 1] + 1 for s in range(self.num_scales)]
             part, _ = self._cover(boxes, image, valid, start, stop, scaled_sizes, factors, stride, seed, epoch,
                                   NEGATIVE_STREAM, thresholds)
@@ -259,7 +262,8 @@ class ChipGenerator:
             scale_of = np.concatenate([np.full(len(e), s) for s, e in entries])
             local_image = image[box_rows] - start
             item_of = local_image * len(scales) + np.searchsorted(scales, scale_of)
-            scaled = _scaled(boxes[box_rows], factors[image[box_rows], scale_of])
+            scaled = _scaled(boxes[box_rows], factors[image[box_rows], scale_of],
+                             scaled_sizes[image[box_rows], scale_of])
             padded, position = _pack(item_of, scaled, n * len(scales))
             item_image = np.repeat(np.arange(start, stop), len(scales))
             item_scale = np.tile(scales, n)
@@ -286,7 +290,8 @@ class ChipGenerator:
         return self.pyramid.valid_at_every_scale(boxes[:, 2].astype(np.float64) - boxes[:, 0],
                                                  boxes[:, 3].astype(np.float64) - boxes[:, 1], factors[image], stride)
 
-    def _covered_by_positive(self, boxes, image, valid, positive: ChipTable, start, stop, factors, stride):
+    def _covered_by_positive(self, boxes, image, valid, positive: ChipTable, start, stop, scaled_sizes, factors,
+                             stride):
         """Which valid pool boxes ``[S, E]`` the positive chip of their scale with the largest iof
         holds with a part still valid there (docs/chip_generation.md, section 8, step 1)."""
         covered = np.zeros_like(valid)
@@ -310,7 +315,7 @@ class ChipGenerator:
                 chips, _ = _pack(slot[chip_image[chip_group == g]], positive.chips[chip_rows], len(in_group))
                 item_of = slot[image[rows] - start]
                 box_factors = factors[image[rows], s]
-                scaled = _scaled(boxes[rows], box_factors)
+                scaled = _scaled(boxes[rows], box_factors, scaled_sizes[image[rows], s])
                 padded, position = _pack(item_of, scaled, len(in_group))
                 chip_index, part = assign_boxes_to_chips(torch.from_numpy(padded).to(self.device),
                                                          torch.from_numpy(chips).to(self.device))

@@ -210,11 +210,13 @@ def candidate_chips(Ws, Hs, chip_size, stride):
     return chips
 
 
-def scale_box(clipped, sx, sy):
-    """The box in scaled pixels: float32(x1) * sx etc., in float32."""
+def scale_box(clipped, sx, sy, Ws, Hs):
+    """The box in scaled pixels: float32(x1) * sx etc., in float32, clipped to the Ws x Hs scaled
+    image (a coordinate on the far border can round past it)."""
     x1, y1, x2, y2 = clipped
     sx, sy = F32(sx), F32(sy)
-    return (F32(F32(x1) * sx), F32(F32(y1) * sy), F32(F32(x2) * sx), F32(F32(y2) * sy))
+    return (min(F32(F32(x1) * sx), F32(Ws)), min(F32(F32(y1) * sy), F32(Hs)),
+            min(F32(F32(x2) * sx), F32(Ws)), min(F32(F32(y2) * sy), F32(Hs)))
 
 
 def chip_box_iof(chip, box):
@@ -326,7 +328,7 @@ def positive_chips(image_sizes, gt_boxes_list, gt_crowd_list=None, *, scales, va
                             stride=stride):
                     valid_somewhere[n] = True
                     target_ids.append(n)
-                    target_boxes.append(scale_box(box, sx, sy))
+                    target_boxes.append(scale_box(box, sx, sy, Ws, Hs))
             if not target_ids:
                 continue
             candidates = candidate_chips(Ws, Hs, chip_size, stride)
@@ -382,7 +384,7 @@ def negative_chip_pool(image_sizes, proposals_list, positive, gt_boxes_list=None
                 if not is_valid(w, h, i, sx, sy, num_scales=S, valid_ranges=valid_ranges, chip_size=chip_size,
                                 stride=stride):
                     continue
-                scaled = scale_box(box, sx, sy)
+                scaled = scale_box(box, sx, sy, Ws, Hs)
                 is_covered = False
                 if pos_chips:
                     best, best_iof = None, None

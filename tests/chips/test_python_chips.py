@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from .python_chips import (candidate_chips, chip_box_iof, covers, epoch_stride, greedy_cover, is_valid, key,
-                           negative_chip_pool, nth, positive_chips, sample_negative_chips, scale_geometry,
+                           negative_chip_pool, nth, positive_chips, sample_negative_chips, scale_box, scale_geometry,
                            shuffled_order)
 
 DEFAULTS = dict(scales=(3.0, 1.667, 512), valid_ranges=((-1, 80), (32, 150), (120, -1)), chip_size=512)
@@ -183,16 +183,17 @@ def test_right_border_box_covered_by_flush_chip():
     assert r1[8] == 1
 
 
-def test_float32_rounding_past_the_border_is_tolerated():
-    # 596 * float32(994 / 596) = 994.00006 > 994: the box sticks out of the flush chip by 6e-5 px. Its size
-    # 100 is valid at scale 1 only.
+def test_float32_rounding_past_the_border_is_clipped():
+    # 596 * float32(994 / 596) = 994.00006 > 994: scaled, the border box would stick out of the flush
+    # chip; clipped to the scaled image it lies inside it, even with min_iof = 1. Its size 100 is valid
+    # at scale 1 only.
     sx = scale_geometry(596, 400, DEFAULTS['scales'], 512)[1][2]
     assert F32(596) * sx > 994
+    assert scale_box((496, 100, 596, 200), sx, sx, 994, 667)[2] == 994
     args = ([(596, 400)], [[(496, 100, 596, 200)]])
-    out = positive_chips(*args, chip_stride=56, **DEFAULTS)
-    assert out['uncovered'] == [] and [(r[1], r[4], r[6]) for r in out['chips']] == [(1, 482.0, 994.0)]
-    strict = positive_chips(*args, chip_stride=56, min_iof=1.0, **DEFAULTS)
-    assert strict['chips'] == [] and strict['uncovered'] == [(0, 0)] and strict['without_scale'] == []
+    for min_iof in (1 - 1e-6, 1.0):
+        out = positive_chips(*args, chip_stride=56, min_iof=min_iof, **DEFAULTS)
+        assert out['uncovered'] == [] and [(r[1], r[4], r[6]) for r in out['chips']] == [(1, 482.0, 994.0)]
 
 
 def test_coarsest_scale_is_the_whole_image():
