@@ -15,6 +15,7 @@ import numpy as np
 from mmengine import fileio
 
 from mmdet_sniper.chips import ChipGenerator, ChipTable
+from mmdet_sniper.chips.proposals import load_proposals
 
 
 def parse_scale(text: str):
@@ -77,20 +78,6 @@ def load_coco(ann_file):
         ann_ids.append([a.get('id') for a in anns])
     sizes = np.array([[image['width'], image['height']] for image in images], dtype=np.int64)
     return [image['id'] for image in images], sizes, boxes, crowd, ann_ids
-
-
-def load_proposals(path, image_ids):
-    proposals = fileio.load(path)
-    if not isinstance(proposals, dict):
-        raise ValueError(f'{path} must map image ids to [P, 4] or [P, 5] arrays, got a {type(proposals).__name__}')
-    # JSON keys are strings; accept them for integer image ids.
-    proposals = {int(k) if isinstance(k, str) and k.lstrip('-').isdigit() else k: v for k, v in proposals.items()}
-    missing = [i for i in image_ids if i not in proposals]
-    unknown = [k for k in proposals if k not in set(image_ids)]
-    if missing or unknown:
-        raise ValueError(f'{path} does not match the annotation file: {len(missing)} images without proposals '
-                         f'(e.g. {missing[:5]}), {len(unknown)} unknown image ids (e.g. {unknown[:5]})')
-    return [proposals[i] for i in image_ids]
 
 
 def main():

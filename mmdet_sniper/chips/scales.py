@@ -110,17 +110,22 @@ class ScalePyramid:
     def _size(w: np.ndarray, h: np.ndarray) -> np.ndarray:
         return np.sqrt(np.maximum(w * h, 0))
 
+    def effective_range(self, scale_index: int) -> Tuple[float, float]:
+        """The valid range ``(lo, hi)`` of a scale as applied: a size is in it iff ``(lo < 0 or size
+        >= lo) and (hi < 0 or size < hi)``. The finest scale takes every box below its upper bound and
+        the coarsest every box above its lower bound, so that no box falls off either end of the
+        pyramid."""
+        lo, hi = self.valid_ranges[scale_index]
+        return (-1 if scale_index == 0 else lo), (-1 if scale_index == self.num_scales - 1 else hi)
+
     def _valid(self, w, h, size, scale_index, scale_factors, stride) -> np.ndarray:
         ok = (w > 0) & (h > 0)
-        lo, hi = self.valid_ranges[scale_index]
-        coarsest = scale_index == self.num_scales - 1
-        # The finest scale takes every box below its upper bound and the coarsest every box above its
-        # lower bound, so that no box falls off either end of the pyramid.
-        if lo >= 0 and scale_index > 0:
+        lo, hi = self.effective_range(scale_index)
+        if lo >= 0:
             ok &= size >= lo
-        if hi >= 0 and not coarsest:
+        if hi >= 0:
             ok &= size < hi
-        if not coarsest:
+        if scale_index < self.num_scales - 1:
             # A box must fit a chip with a stride to spare, so that some window of the grid holds it.
             scaled_w = w * scale_factors[..., 0].astype(np.float64)
             scaled_h = h * scale_factors[..., 1].astype(np.float64)
