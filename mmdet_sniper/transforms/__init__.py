@@ -1,0 +1,3 @@
+from .crop_chip import CropChip
+
+__all__ = ['CropChip']

@@ -1,0 +1,202 @@
+import numpy as np
+import pytest
+import torch
+
+import mmdet_sniper  # noqa: F401  (registers CropChip)
+from mmcv.transforms import Compose
+from mmdet.registry import TRANSFORMS
+from mmdet.structures.bbox import HorizontalBoxes
+from mmdet_sniper.transforms import CropChip
+
+
+def smooth_image(rng, height, width, channels=3):
+    """Low-frequency content, so that sampling positions matter more than cv2's fixed-point rounding."""
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float64)
+    image = np.zeros((height, width, channels))
+    for c in range(channels):
+        fx, fy, phase = rng.uniform(0.01, 0.08), rng.uniform(0.01, 0.08), rng.uniform(0, 6.3)
+        image[..., c] = 127.5 + 100 * np.sin(fx * xx + phase) * np.cos(fy * yy)
+    return np.round(image).astype(np.uint8)
+
+
+def reference_crop(image, chip, sx, sy):
+    """Bilinear samples of the original image at the chip's pixel centres, border replicated."""
+    x1, y1, x2, y2 = chip
+    u, v = np.arange(int(x2 - x1)), np.arange(int(y2 - y1))
+    src_x, src_y = (x1 + u + 0.5) / sx - 0.5, (y1 + v + 0.5) / sy - 0.5
+    x0, y0 = np.floor(src_x).astype(int), np.floor(src_y).astype(int)
+    ax, ay = (src_x - x0)[None, :, None], (src_y - y0)[:, None, None]
+    h, w = image.shape[:2]
+    xa, xb = np.clip(x0, 0, w - 1), np.clip(x0 + 1, 0, w - 1)
+    ya, yb = np.clip(y0, 0, h - 1), np.clip(y0 + 1, 0, h - 1)
+    img = image.astype(np.float64)
+    top = img[ya][:, xa] * (1 - ax) + img[ya][:, xb] * ax
+    bottom = img[yb][:, xa] * (1 - ax) + img[yb][:, xb] * ax
+    return top * (1 - ay) + bottom * ay
+
+
+def random_chip(rng, width, height, scale, chip_size):
+    """A chip of the image at ``scale`` as the generator makes them: integer corners, inside the
+    scaled image, at most chip_size wide and high."""
+    scaled_w, scaled_h = int(np.floor(width * scale + 0.5)), int(np.floor(height * scale + 0.5))
+    sx, sy = np.float32(scaled_w / width), np.float32(scaled_h / height)
+    cw, ch = min(chip_size, scaled_w), min(chip_size, scaled_h)
+    x1, y1 = int(rng.integers(0, scaled_w - cw + 1)), int(rng.integers(0, scaled_h - ch + 1))
+    return np.array([x1, y1, x1 + cw, y1 + ch], np.float32), (sx, sy), (scaled_w, scaled_h)
+
+
+def chip_results(img, chip, factors, chip_size, boxes=None, valid=None, ignore=None, labels=None):
+    results = dict(img=img, img_shape=img.shape[:2], ori_shape=img.shape[:2], img_path='synthetic.jpg', chip=chip,
+                   chip_scale_factor=np.array(factors, np.float32), chip_size=chip_size)
+    if boxes is not None:
+        n = len(boxes)
+        results.update(gt_bboxes=HorizontalBoxes(torch.as_tensor(np.asarray(boxes, np.float32).reshape(-1, 4))),
+                       gt_bboxes_labels=np.arange(n) if labels is None else labels,
+                       gt_ignore_flags=np.zeros(n, bool) if ignore is None else ignore,
+                       chip_instance_valid=np.ones(n, bool) if valid is None else valid)
+    return results
+
+
+@pytest.mark.parametrize('scale', [3.0, 1.667, 0.4])
+def test_pixels_equal_the_reference_crop_then_resize(rng, scale):
+    width, height = int(rng.integers(150, 500)), int(rng.integers(150, 500))
+    image = smooth_image(rng, height, width)
+    chip, (sx, sy), _ = random_chip(rng, width, height, scale, 256)
+    out = CropChip()(chip_results(image, chip, (sx, sy), 256))
+    cw, ch = int(chip[2] - chip[0]), int(chip[3] - chip[1])
+    got = out['img'][:ch, :cw].astype(np.float64)
+    expected = reference_crop(image, chip, float(sx), float(sy))
+    # cv2 samples at 1/32 pixel and rounds to integers: a level or two on this smooth content.
+    assert np.abs(got - expected).max() <= 2.0
+    assert np.abs(got - expected).mean() < 0.6
+
+
+def test_matches_mmdet_resize_of_the_whole_image_then_crop(rng):
+    from mmdet.datasets.transforms import Resize
+    width, height = 300, 220
+    image = smooth_image(rng, height, width)
+    chip, (sx, sy), (scaled_w, scaled_h) = random_chip(rng, width, height, 1.667, 256)
+    resized = Resize(scale=(scaled_w, scaled_h), keep_ratio=False)(dict(img=image))['img']
+    x1, y1, x2, y2 = chip.astype(int)
+    out = CropChip()(chip_results(image, chip, (sx, sy), 256))
+    diff = np.abs(out['img'][:y2 - y1, :x2 - x1].astype(int) - resized[y1:y2, x1:x2].astype(int))
+    assert diff.max() <= 2 and diff.mean() < 0.6
+
+
+def test_an_image_smaller_than_a_chip_is_padded_not_stretched(rng):
+    image = smooth_image(rng, 70, 100)
+    chip = np.array([0, 0, 200, 140], np.float32)  # the whole image at scale 2
+    out = CropChip(pad_val=7)(chip_results(image, chip, (2.0, 2.0), 256, boxes=[[10, 10, 40, 30]]))
+    assert out['img'].shape == (256, 256, 3) and out['img_shape'] == (256, 256) == out['pad_shape']
+    assert (out['img'][140:] == 7).all() and (out['img'][:, 200:] == 7).all()
+    assert np.abs(out['img'][:140, :200] - reference_crop(image, chip, 2.0, 2.0)).max() <= 2
+    np.testing.assert_allclose(out['gt_bboxes'].tensor.numpy(), [[20, 20, 80, 60]])
+    assert out['scale_factor'] == (2.0, 2.0)
+
+
+def direct_boxes(boxes, chip, sx, sy, scaled_w, scaled_h, valid, ignore, min_size):
+    """Box by box: scale, clip to the scaled image and to the chip, in chip coordinates."""
+    kept, flags, rows = [], [], []
+    for i, (bx1, by1, bx2, by2) in enumerate(boxes):
+        sb = [min(max(bx1 * sx, 0), scaled_w), min(max(by1 * sy, 0), scaled_h),
+              min(max(bx2 * sx, 0), scaled_w), min(max(by2 * sy, 0), scaled_h)]
+        cx1, cy1 = max(sb[0], chip[0]) - chip[0], max(sb[1], chip[1]) - chip[1]
+        cx2, cy2 = min(sb[2], chip[2]) - chip[0], min(sb[3], chip[3]) - chip[1]
+        w, h = cx2 - cx1, cy2 - cy1
+        if w > 0 and h > 0:
+            kept.append([cx1, cy1, cx2, cy2])
+            flags.append(not (valid[i] and not ignore[i] and w >= min_size and h >= min_size))
+            rows.append(i)
+    return np.array(kept, np.float64).reshape(-1, 4), np.array(flags, bool), rows
+
+
+def test_boxes_in_chip_coordinates_match_a_direct_computation(rng):
+    for _ in range(20):
+        width, height = int(rng.integers(100, 600)), int(rng.integers(100, 600))
+        scale = float(rng.choice([3.0, 1.667, 0.6]))
+        chip, (sx, sy), (scaled_w, scaled_h) = random_chip(rng, width, height, scale, 256)
+        n = int(rng.integers(0, 30))
+        xy = rng.uniform(-30, [width + 30, height + 30], (n, 2))
+        wh = rng.uniform(0, 150, (n, 2))
+        boxes = np.concatenate([xy, xy + wh], axis=1).astype(np.float32)
+        valid, ignore = rng.uniform(size=n) < 0.7, rng.uniform(size=n) < 0.2
+        labels = rng.integers(0, 5, n)
+        min_size = float(rng.choice([0.0, 10.0]))
+        out = CropChip(min_target_size=min_size)(chip_results(np.zeros((height, width, 3), np.uint8), chip, (sx, sy),
+                                                              256, boxes, valid, ignore, labels))
+        expected, flags, rows = direct_boxes(boxes.astype(np.float64), chip, float(sx), float(sy), scaled_w,
+                                             scaled_h, valid, ignore, min_size)
+        np.testing.assert_allclose(out['gt_bboxes'].tensor.numpy(), expected, atol=1e-3)
+        np.testing.assert_array_equal(out['gt_ignore_flags'], flags)
+        np.testing.assert_array_equal(out['gt_bboxes_labels'], labels[rows])
+
+
+def test_invalid_crowd_and_cut_boxes_become_ignore_regions():
+    chip = np.array([100, 100, 356, 356], np.float32)  # at scale 1: original pixels = chip pixels + 100
+    boxes = [[150, 150, 200, 200],  # valid, inside: target
+             [160, 160, 190, 190],  # out of the scale's range: ignored
+             [200, 200, 250, 260],  # crowd: ignored
+             [350, 150, 400, 200],  # valid but cut to 6 px wide: ignored
+             [340, 150, 400, 200],  # valid, cut to 16 px wide: target
+             [400, 400, 420, 420]]  # outside the chip: not in this chip
+    valid = np.array([True, False, True, True, True, True])
+    ignore = np.array([False, False, True, False, False, False])
+    out = CropChip()(chip_results(np.zeros((500, 500, 3), np.uint8), chip, (1.0, 1.0), 256, boxes, valid, ignore))
+    np.testing.assert_array_equal(out['gt_bboxes_labels'], [0, 1, 2, 3, 4])
+    np.testing.assert_array_equal(out['gt_ignore_flags'], [False, True, True, True, False])
+    np.testing.assert_allclose(out['gt_bboxes'].tensor.numpy()[[3, 4]], [[250, 50, 256, 100], [240, 50, 256, 100]])
+
+
+def test_composes_with_random_flip_and_pack_det_inputs(rng):
+    image = smooth_image(rng, 100, 150)
+    chip = np.array([0, 0, 300, 200], np.float32)  # the whole image at scale 2, padded to 320
+    boxes = [[10, 10, 60, 50], [100, 20, 104, 90]]  # the second is 8 px wide at scale 2: ignored
+    pipeline = Compose([CropChip(), TRANSFORMS.build(dict(type='RandomFlip', prob=1.0)),
+                        TRANSFORMS.build(dict(type='PackDetInputs', meta_keys=('img_shape', 'scale_factor', 'flip')))])
+    plain = CropChip()(chip_results(image, chip, (2.0, 2.0), 320, boxes))
+    out = pipeline(chip_results(image, chip, (2.0, 2.0), 320, boxes))
+    flipped = out['inputs'].permute(1, 2, 0).numpy()
+    np.testing.assert_array_equal(flipped, plain['img'][:, ::-1])
+    sample = out['data_samples']
+    assert sample.img_shape == (320, 320) and sample.flip
+    np.testing.assert_allclose(sample.gt_instances.bboxes.tensor.numpy(), [[320 - 120, 20, 320 - 20, 100]])
+    np.testing.assert_allclose(sample.ignored_instances.bboxes.tensor.numpy(), [[320 - 208, 40, 320 - 200, 180]])
+    # The flipped box still frames the same pixels.
+    x1, y1, x2, y2 = sample.gt_instances.bboxes.tensor.numpy()[0].astype(int)
+    np.testing.assert_array_equal(flipped[y1:y2, x1:x2], plain['img'][20:100, 20:120][:, ::-1])
+
+
+def test_homography_maps_original_pixels_to_chip_pixels():
+    chip = np.array([30, 40, 286, 296], np.float32)
+    out = CropChip()(chip_results(np.zeros((200, 200, 3), np.uint8), chip, (1.5, 2.0), 256))
+    point = out['homography_matrix'] @ np.array([100.0, 50.0, 1.0])
+    np.testing.assert_allclose(point[:2], [100 * 1.5 - 30, 50 * 2.0 - 40])
+
+
+def test_an_image_without_boxes_gives_an_empty_background_chip():
+    out = CropChip()(chip_results(np.zeros((300, 300, 3), np.uint8), np.array([0, 0, 256, 256], np.float32),
+                                  (1.0, 1.0), 256, boxes=np.zeros((0, 4))))
+    assert out['gt_bboxes'].tensor.shape == (0, 4) and out['gt_ignore_flags'].shape == (0,)
+
+
+@pytest.mark.parametrize('chip', [[300, 0, 556, 256], [-1, 0, 255, 256], [0, 0, 300, 300]])
+def test_a_chip_outside_its_image_is_a_clear_error(chip):
+    results = chip_results(np.zeros((400, 400, 3), np.uint8), np.array(chip, np.float32), (1.0, 1.0), 256)
+    with pytest.raises(ValueError, match=r'synthetic\.jpg must lie inside the image scaled .* to 400x400'):
+        CropChip()(results)
+
+
+def test_bad_input_is_rejected_with_the_argument_named():
+    with pytest.raises(ValueError, match='min_target_size'):
+        CropChip(min_target_size=-1)
+    with pytest.raises(ValueError, match='interpolation'):
+        CropChip(interpolation='area')
+    results = chip_results(np.zeros((300, 300, 3), np.uint8), np.array([0, 0, 256, 256], np.float32), (1.0, 1.0),
+                           256, boxes=[[0, 0, 10, 10]])
+    results['chip_instance_valid'] = np.ones(2, bool)
+    with pytest.raises(ValueError, match='chip_instance_valid'):
+        CropChip()(results)
+    results = chip_results(np.zeros((300, 300, 3), np.uint8), np.array([0, 0, 256, 256], np.float32), (1.0, 1.0), 256)
+    results['gt_masks'] = object()
+    with pytest.raises(NotImplementedError, match='gt_masks'):
+        CropChip()(results)
