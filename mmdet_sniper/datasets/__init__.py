@@ -1,0 +1,3 @@
+from .sniper_dataset import ChipKey, SniperDataset
+
+__all__ = ['ChipKey', 'SniperDataset']

@@ -1,0 +1,199 @@
+import json
+import os
+import pickle
+
+import numpy as np
+import pytest
+
+import mmdet_sniper  # noqa: F401  (registers the datasets and transforms)
+from mmdet_sniper.chips import ChipGenerator, ChipTable
+from mmdet_sniper.datasets import ChipKey, SniperDataset
+from mmdet_sniper.datasets import sniper_dataset
+from mmdet.utils import register_all_modules
+from mmdet_sniper.testing.synthetic_coco import CLASSES, write_synthetic_coco
+
+register_all_modules()  # the default scope 'mmdet', which the wrapped dataset's pipeline is built in
+
+SETTINGS = dict(scales=(2.0, 1.0, 256), valid_ranges=((-1, 48), (24, 112), (80, -1)), chip_size=256,
+                chip_stride=(28, 32))
+PIPELINE = [dict(type='LoadImageFromFile'), dict(type='LoadAnnotations', with_bbox=True), dict(type='CropChip'),
+            dict(type='PackDetInputs', meta_keys=('img_path', 'img_shape', 'scale_factor', 'chip', 'chip_valid_range'))]
+
+
+def coco_config(root, pipeline=PIPELINE, **kwargs):
+    return dict(type='CocoDataset', data_root=str(root), ann_file='annotations.json', data_prefix=dict(img='images/'),
+                metainfo=dict(classes=CLASSES), pipeline=pipeline, **kwargs)
+
+
+@pytest.fixture(scope='module')
+def coco_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp('coco')
+    write_synthetic_coco(str(root), 5, seed=3, image_size=((150, 400), (120, 300)), size_range=(6, 150))
+    return root
+
+
+def build(root, tmp_path, **kwargs):
+    return SniperDataset(coco_config(root), **{'cache_dir': str(tmp_path / 'cache'), **SETTINGS, **kwargs})
+
+
+def coco_inputs(root):
+    coco = json.loads((root / 'annotations.json').read_text())
+    sizes = np.array([[im['width'], im['height']] for im in coco['images']])
+    boxes = [np.array([[*a['bbox'][:2], a['bbox'][0] + a['bbox'][2], a['bbox'][1] + a['bbox'][3]]
+                       for a in coco['annotations'] if a['image_id'] == im['id']], np.float32).reshape(-1, 4)
+             for im in coco['images']]
+    crowd = [np.array([a['iscrowd'] for a in coco['annotations'] if a['image_id'] == im['id']], bool)
+             for im in coco['images']]
+    return coco, sizes, boxes, crowd
+
+
+def test_items_are_the_generators_chips_of_the_epoch(coco_root, tmp_path):
+    dataset = build(coco_root, tmp_path, seed=5)
+    _, sizes, boxes, crowd = coco_inputs(coco_root)
+    generator = ChipGenerator(**SETTINGS)
+    for epoch in (0, 3):
+        dataset.set_epoch(epoch)
+        expected = generator.generate_positive(sizes, boxes, crowd, seed=5, epoch=epoch)
+        assert len(dataset) == len(expected) > 0
+        keys = [dataset.chip_key(row) for row in range(len(dataset))]
+        np.testing.assert_array_equal([k.chip for k in keys], expected.chips)
+        np.testing.assert_array_equal([k.image_index for k in keys], expected.image_index)
+        np.testing.assert_array_equal([k.scale_index for k in keys], expected.scale_index)
+        assert {k.stride for k in keys} == {expected.stride} and {k.epoch for k in keys} == {epoch}
+        np.testing.assert_array_equal(dataset.chip_image_index(), expected.image_index)
+
+
+def test_an_item_is_the_chip_cropped_with_its_targets(coco_root, tmp_path):
+    dataset = build(coco_root, tmp_path)
+    coco, _, boxes, _ = coco_inputs(coco_root)
+    for row in range(len(dataset)):
+        key = dataset.chip_key(row)
+        info = dataset.get_data_info(key)
+        assert info['img_path'].endswith(coco['images'][key.image_index]['file_name'])
+        # Validity by the chip's scale: the size rule of the valid range, checked directly.
+        lo, hi = info['chip_valid_range']
+        size = np.sqrt(np.prod(boxes[key.image_index][:, 2:] - boxes[key.image_index][:, :2], axis=1))
+        in_range = ((lo < 0) | (size >= lo)) & ((hi < 0) | (size < hi))
+        assert not (info['chip_instance_valid'] & ~in_range).any()
+        sample = dataset[key]['data_samples']
+        assert dataset[row]['data_samples'].chip.tolist() == list(key.chip)
+        assert sample.img_shape == (256, 256) and tuple(sample.scale_factor) == pytest.approx(key.scale_factor)
+        # Targets lie inside the chip.
+        targets = sample.gt_instances.bboxes.tensor.numpy()
+        assert ((targets >= 0) & (targets <= 256)).all()
+    assert sum(len(dataset[r]['data_samples'].gt_instances) for r in range(len(dataset))) > 0
+
+
+def test_chips_are_cached_so_a_restart_does_not_recompute(coco_root, tmp_path, monkeypatch):
+    first = build(coco_root, tmp_path)
+    first.set_epoch(1)
+    assert os.path.exists(first.cache_path(0)) and os.path.exists(first.cache_path(1))
+
+    def no_generation(*args, **kwargs):
+        raise AssertionError('chips were generated again')
+
+    monkeypatch.setattr(ChipGenerator, 'generate_positive', no_generation)
+    second = build(coco_root, tmp_path)
+    second.set_epoch(1)
+    assert [second.chip_key(r) for r in range(len(second))] == [first.chip_key(r) for r in range(len(first))]
+    # Other settings are other chips: they are generated, not loaded.
+    with pytest.raises(AssertionError, match='generated again'):
+        build(coco_root, tmp_path, chip_stride=40)
+
+
+def test_epochs_redraw_the_stride_and_log_their_statistics(coco_root, tmp_path, monkeypatch):
+    logged = []
+    monkeypatch.setattr(sniper_dataset, 'print_log', lambda message, **kwargs: logged.append(message))
+    dataset = build(coco_root, tmp_path, cache_dir=None)
+    strides = set()
+    for epoch in range(8):
+        dataset.set_epoch(epoch)
+        strides.add(dataset.chip_key(0).stride)
+    assert len(strides) > 1 and strides <= set(range(28, 32))
+    assert len(logged) == 8 and all('positive/image' in m and 'SNIPER chips of epoch' in m for m in logged)
+    dataset.set_epoch(7)  # the current epoch: nothing to do
+    assert len(logged) == 8
+
+
+def test_negative_chips_come_from_the_proposals_file(coco_root, tmp_path):
+    coco, sizes, _, _ = coco_inputs(coco_root)
+    rng = np.random.default_rng(0)
+    proposals = {}
+    for image, (w, h) in zip(coco['images'], sizes):
+        # A dense cluster of small proposals in one corner, far from most objects.
+        xy = rng.uniform([0, 0], [w * 0.2, h * 0.2], (60, 2))
+        proposals[image['id']] = np.concatenate([xy, xy + 12, np.ones((60, 1))], axis=1).astype(np.float32)
+    path = tmp_path / 'proposals.pkl'
+    path.write_bytes(pickle.dumps(proposals))
+    dataset = build(coco_root, tmp_path, proposals_file=str(path), neg_chips_per_image=1)
+    negatives = [dataset.chip_key(r) for r in range(len(dataset)) if not dataset.chip_key(r).positive]
+    assert negatives and len({k.image_index for k in negatives}) == len(negatives)  # one per image at most
+    sample = dataset[negatives[0]]['data_samples']
+    assert sample.img_shape == (256, 256)
+    # A proposals file of another dataset is refused with the ids that do not match.
+    path.write_bytes(pickle.dumps({999: proposals[1]}))
+    with pytest.raises(ValueError, match=r'does not match the annotation file.*\[999\]'):
+        build(coco_root, tmp_path, proposals_file=str(path))
+
+
+def test_unheld_boxes_are_reported_with_their_image(tmp_path, monkeypatch):
+    root = tmp_path / 'coco'
+    write_synthetic_coco(str(root), 1, seed=0, image_size=(300, 200), objects_per_image=(1, 1), size_range=(20, 20))
+    coco = json.loads((root / 'annotations.json').read_text())
+    # A box valid at no scale: 35 px, between the ranges of the two scales.
+    coco['annotations'].append(dict(id=7, image_id=1, category_id=1, bbox=[10, 10, 35, 35], area=1225, iscrowd=0))
+    (root / 'annotations.json').write_text(json.dumps(coco))
+    logged = []
+    monkeypatch.setattr(sniper_dataset, 'print_log', lambda message, **kwargs: logged.append(message))
+    SniperDataset(coco_config(root), scales=(2.0, 1.0), valid_ranges=((-1, 30), (40, 100)), chip_size=256,
+                  chip_stride=32, cache_dir=None)
+    assert any('1 ground-truth boxes are valid at no scale' in m and '000000.jpg box 1' in m for m in logged)
+
+
+def test_an_image_without_boxes_has_no_positive_chip_and_trains_as_background(tmp_path):
+    root = tmp_path / 'coco'
+    write_synthetic_coco(str(root), 2, seed=1, image_size=(300, 200))
+    coco = json.loads((root / 'annotations.json').read_text())
+    coco['annotations'] = [a for a in coco['annotations'] if a['image_id'] == 1]
+    (root / 'annotations.json').write_text(json.dumps(coco))
+    dataset = SniperDataset(coco_config(root, filter_cfg=dict(filter_empty_gt=False)), cache_dir=None, **SETTINGS)
+    assert set(dataset.chip_image_index().tolist()) == {0}
+    # A chip of the empty image (as a negative chip would be) loads with no targets and no ignores.
+    key = ChipKey(epoch=0, image_index=1, scale_index=2, chip=(0.0, 0.0, 256.0, 171.0),
+                  scale_factor=(256 / 300, 171 / 200), positive=False, stride=28)
+    sample = dataset[key]['data_samples']
+    assert len(sample.gt_instances) == 0 and len(sample.ignored_instances) == 0
+
+
+def test_bad_input_gives_errors_that_name_the_image(coco_root, tmp_path):
+    empty = tmp_path / 'empty'
+    os.makedirs(empty / 'images')
+    (empty / 'annotations.json').write_text(json.dumps(dict(images=[], annotations=[], categories=[
+        dict(id=1, name='square')])))
+    with pytest.raises(ValueError, match=r'holds no images \(annotation file .*annotations.json'):
+        SniperDataset(coco_config(empty), cache_dir=None, **SETTINGS)
+
+    dataset = build(coco_root, tmp_path)
+    key = dataset.chip_key(0)
+    outside = key._replace(chip=(1000.0, 0.0, 1256.0, 256.0))
+    with pytest.raises(ValueError, match=r'000000\.jpg must lie inside the image') as error:
+        dataset[outside]
+    assert any('image index 0' in note for note in error.value.__notes__)
+
+    missing = tmp_path / 'missing'
+    write_synthetic_coco(str(missing), 1, seed=2, image_size=(200, 150))
+    os.remove(missing / 'images' / '000000.jpg')
+    dataset = SniperDataset(coco_config(missing), cache_dir=None, **SETTINGS)
+    with pytest.raises(FileNotFoundError, match=r'000000\.jpg'):
+        dataset[0]
+
+    with pytest.raises(TypeError, match='chip row'):
+        dataset['a']
+    with pytest.raises(IndexError, match='out of range'):
+        dataset.chip_key(len(dataset))
+
+
+def test_cache_files_are_chip_tables(coco_root, tmp_path):
+    dataset = build(coco_root, tmp_path)
+    table = ChipTable.load(dataset.cache_path(0))
+    assert len(table) == len(dataset) and table.settings['chip_size'] == 256
