@@ -1,0 +1,260 @@
+import math
+import random
+
+import numpy as np
+import pytest
+
+from mmdet.registry import DATA_SAMPLERS
+from mmdet_sniper.samplers import ChipAwareSampler
+from mmdet_sniper.samplers import chip_aware_sampler
+
+WORLD_SIZES = [1, 2, 3, 4]
+SIZES = [0, 1, 5, 17, 100]
+
+
+@pytest.fixture
+def rng():
+    """A numpy generator with a fresh seed each run; the seed is printed, so a failure can be replayed."""
+    seed = random.SystemRandom().randrange(2**31)
+    print(f'random seed: {seed}')
+    return np.random.default_rng(seed)
+
+
+def ragged_image_index(rng, n):
+    """Image index of ``n`` chip rows ordered by image, a random number of chips (maybe none) per image."""
+    return np.sort(rng.integers(0, max(1, n // 3), size=n)).astype(np.int64)
+
+
+class FakeChipDataset:
+    """The SniperDataset interface the sampler uses; ``image_index_of_epoch(epoch)`` gives the epoch's
+    table. Keys are ``(epoch, row)``."""
+
+    def __init__(self, image_index_of_epoch):
+        self._image_index_of_epoch = image_index_of_epoch
+        self.epoch_calls = []
+        self.epoch = None
+        self._image_index = np.zeros(0, dtype=np.int64)
+
+    def set_epoch(self, epoch):
+        self.epoch_calls.append(epoch)
+        self.epoch = epoch
+        self._image_index = self._image_index_of_epoch(epoch)
+
+    def __len__(self):
+        return len(self._image_index)
+
+    def chip_image_index(self):
+        return self._image_index.copy()
+
+    def chip_key(self, row):
+        assert isinstance(row, int) and 0 <= row < len(self)
+        return (self.epoch, row)
+
+
+def fixed_dataset(image_index):
+    return FakeChipDataset(lambda epoch: image_index)
+
+
+def make_sampler(monkeypatch, dataset, rank=0, world_size=1, **kwargs):
+    monkeypatch.setattr(chip_aware_sampler, 'get_dist_info', lambda: (rank, world_size))
+    kwargs.setdefault('seed', 7)
+    return ChipAwareSampler(dataset, **kwargs)
+
+
+def rows_of(sampler):
+    keys = list(sampler)
+    assert all(epoch == sampler.epoch for epoch, _ in keys)
+    return np.array([row for _, row in keys], dtype=np.int64)
+
+
+def global_order(monkeypatch, dataset, epoch=0, **kwargs):
+    sampler = make_sampler(monkeypatch, dataset, **kwargs)
+    sampler.set_epoch(epoch)
+    return rows_of(sampler)
+
+
+@pytest.mark.parametrize('group_by_image', [False, True])
+@pytest.mark.parametrize('n', SIZES)
+@pytest.mark.parametrize('world_size', WORLD_SIZES)
+def test_shards_are_contiguous_equal_blocks_of_one_padded_order(monkeypatch, rng, world_size, n,
+                                                                group_by_image):
+    dataset = fixed_dataset(ragged_image_index(rng, n))
+    epoch = int(rng.integers(0, 1000))
+    order = global_order(monkeypatch, dataset, epoch, group_by_image=group_by_image)
+    assert sorted(order) == list(range(n))
+
+    block = math.ceil(n / world_size)
+    shards = []
+    for rank in range(world_size):
+        sampler = make_sampler(monkeypatch, dataset, rank, world_size, group_by_image=group_by_image)
+        sampler.set_epoch(epoch)
+        shard = rows_of(sampler)
+        assert len(shard) == len(sampler) == sampler.num_samples == block
+        shards.append(shard)
+    joined = np.concatenate(shards)
+
+    assert np.array_equal(joined[:n], order)
+    # Padding wraps around the order, as often as needed (n=1 on 4 ranks repeats it thrice).
+    assert np.array_equal(joined[n:], order[np.arange(n, block * world_size) % max(n, 1)])
+
+
+@pytest.mark.parametrize('group_by_image', [False, True])
+def test_same_seed_and_epoch_give_the_same_order(monkeypatch, rng, group_by_image):
+    dataset = fixed_dataset(ragged_image_index(rng, 100))
+    seed, epoch = (int(v) for v in rng.integers(0, 2**31, size=2))
+    first = global_order(monkeypatch, dataset, epoch, seed=seed, group_by_image=group_by_image)
+    second = global_order(monkeypatch, dataset, epoch, seed=seed, group_by_image=group_by_image)
+    assert np.array_equal(first, second)
+    other_epoch = global_order(monkeypatch, dataset, epoch + 1, seed=seed, group_by_image=group_by_image)
+    other_seed = global_order(monkeypatch, dataset, epoch, seed=seed + 1, group_by_image=group_by_image)
+    assert not np.array_equal(first, other_epoch)
+    assert not np.array_equal(first, other_seed)
+
+
+@pytest.mark.parametrize('group_by_image', [False, True])
+def test_without_shuffle_the_order_is_table_order(monkeypatch, rng, group_by_image):
+    dataset = fixed_dataset(ragged_image_index(rng, 100))
+    for epoch in (0, 3):
+        order = global_order(monkeypatch, dataset, epoch, shuffle=False, group_by_image=group_by_image)
+        assert np.array_equal(order, np.arange(100))
+
+
+def test_group_by_image_keeps_an_image_rows_adjacent_in_table_order(monkeypatch, rng):
+    image_index = ragged_image_index(rng, 100)
+    dataset = fixed_dataset(image_index)
+    image_orders = []
+    for epoch in (0, 1):
+        order = global_order(monkeypatch, dataset, epoch, group_by_image=True)
+        images = image_index[order]
+        starts = np.flatnonzero(np.r_[True, images[1:] != images[:-1]])
+        # One run per image: each image's rows are adjacent.
+        assert len(starts) == len(np.unique(image_index))
+        for start, end in zip(starts, np.r_[starts[1:], len(order)]):
+            assert np.array_equal(order[start:end], np.flatnonzero(image_index == images[start]))
+        image_orders.append(images[starts])
+    assert not np.array_equal(image_orders[0], np.unique(image_index))
+    assert not np.array_equal(image_orders[0], image_orders[1])
+
+
+@pytest.mark.parametrize('group_by_image', [False, True])
+@pytest.mark.parametrize('n', SIZES)
+@pytest.mark.parametrize('world_size', WORLD_SIZES)
+def test_resume_yields_the_tail_of_the_uninterrupted_iteration_once(monkeypatch, rng, world_size, n,
+                                                                    group_by_image):
+    dataset = fixed_dataset(ragged_image_index(rng, n))
+    epoch = int(rng.integers(1, 1000))
+    rank = int(rng.integers(0, world_size))
+    whole = make_sampler(monkeypatch, dataset, rank, world_size, group_by_image=group_by_image)
+    epoch_0 = list(whole)
+    whole.set_epoch(epoch + 1)
+    next_epoch = list(whole)
+    whole.set_epoch(epoch)
+    expected = list(whole)
+    samples_done = int(rng.integers(0, len(expected) + 1))
+
+    resumed = make_sampler(monkeypatch, dataset, rank, world_size, group_by_image=group_by_image)
+    resumed.resume(epoch, samples_done)
+    # Epoch 0 is current: the resume waits for its own epoch, through an iteration of this one.
+    assert len(resumed) == len(epoch_0)
+    assert list(resumed) == epoch_0
+    resumed.set_epoch(epoch)
+    assert len(resumed) == len(expected) - samples_done
+    assert list(resumed) == expected[samples_done:]
+    assert len(resumed) == len(expected)
+    assert list(resumed) == expected
+    resumed.set_epoch(epoch + 1)
+    assert list(resumed) == next_epoch
+
+
+def test_resume_of_the_current_epoch_applies_to_its_next_iteration(monkeypatch, rng):
+    dataset = fixed_dataset(ragged_image_index(rng, 17))
+    sampler = make_sampler(monkeypatch, dataset, 1, 2)
+    whole = list(sampler)
+    samples_done = int(rng.integers(0, len(whole) + 1))
+    sampler.resume(0, samples_done)
+    assert list(sampler) == whole[samples_done:]
+    assert list(sampler) == whole
+
+
+def test_set_epoch_switches_the_dataset_and_len_follows_it(monkeypatch, rng):
+    base = int(rng.integers(0, 2**31))
+
+    def image_index_of_epoch(epoch):
+        epoch_rng = np.random.default_rng((base, epoch))
+        return ragged_image_index(epoch_rng, int(epoch_rng.integers(0, 60)))
+
+    dataset = FakeChipDataset(image_index_of_epoch)
+    sampler = make_sampler(monkeypatch, dataset, 2, 3)
+    # len() must be right before the first set_epoch, so construction selects epoch 0.
+    assert dataset.epoch_calls == [0]
+    for epoch in rng.permutation(10):
+        sampler.set_epoch(int(epoch))
+        assert dataset.epoch_calls[-1] == epoch
+        n = len(image_index_of_epoch(epoch))
+        keys = list(sampler)
+        assert len(sampler) == len(keys) == math.ceil(n / 3)
+        assert all(key[0] == epoch for key in keys)
+
+
+def test_seed_none_takes_the_synced_seed(monkeypatch, rng):
+    seed = int(rng.integers(0, 2**31))
+    monkeypatch.setattr(chip_aware_sampler, 'sync_random_seed', lambda: seed)
+    dataset = fixed_dataset(ragged_image_index(rng, 17))
+    assert make_sampler(monkeypatch, dataset, seed=None).seed == seed
+
+
+def test_registered_in_mmdet_data_samplers(rng):
+    dataset = fixed_dataset(ragged_image_index(rng, 5))
+    sampler = DATA_SAMPLERS.build(dict(type='ChipAwareSampler', dataset=dataset, seed=3))
+    assert isinstance(sampler, ChipAwareSampler)
+    assert sampler.seed == 3
+
+
+class NoChipKey:
+    def set_epoch(self, epoch):
+        pass
+
+    def __len__(self):
+        return 0
+
+    def chip_image_index(self):
+        return np.zeros(0, dtype=np.int64)
+
+
+@pytest.mark.parametrize('kwargs, message', [
+    (dict(shuffle='yes'), 'shuffle'),
+    (dict(group_by_image=1), 'group_by_image'),
+    (dict(seed=-1), 'seed'),
+    (dict(seed=1.5), 'seed'),
+])
+def test_bad_constructor_arguments_are_named(monkeypatch, rng, kwargs, message):
+    dataset = fixed_dataset(ragged_image_index(rng, 5))
+    with pytest.raises((TypeError, ValueError), match=message):
+        make_sampler(monkeypatch, dataset, **kwargs)
+
+
+def test_a_dataset_without_the_chip_interface_is_named(monkeypatch):
+    with pytest.raises(TypeError, match='dataset must have chip_key'):
+        make_sampler(monkeypatch, NoChipKey())
+    with pytest.raises(TypeError, match='dataset must have set_epoch'):
+        make_sampler(monkeypatch, list(range(5)))
+
+
+def test_bad_epoch_and_resume_arguments_are_named(monkeypatch, rng):
+    dataset = fixed_dataset(ragged_image_index(rng, 17))
+    sampler = make_sampler(monkeypatch, dataset, 0, 2)
+    with pytest.raises(ValueError, match='epoch'):
+        sampler.set_epoch(-1)
+    with pytest.raises(ValueError, match='epoch'):
+        sampler.resume(-1, 0)
+    with pytest.raises(ValueError, match='samples_done'):
+        sampler.resume(0, -1)
+    with pytest.raises(ValueError, match='samples_done'):
+        sampler.resume(0, 2.0)
+    with pytest.raises(ValueError, match='samples_done'):
+        sampler.resume(0, 10)
+    # Another epoch's block size is known only once that epoch is current.
+    sampler.resume(1, 10)
+    with pytest.raises(ValueError, match='samples_done'):
+        sampler.set_epoch(1)
+    assert len(list(sampler)) == len(sampler) == 9
