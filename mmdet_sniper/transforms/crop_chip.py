@@ -1,5 +1,7 @@
 """CropChip: cut one SNIPER chip out of the original image and bring its boxes into chip pixels."""
 
+from typing import Tuple
+
 import numpy as np
 import torch
 from mmcv.transforms import BaseTransform
@@ -14,11 +16,15 @@ _INTERPOLATIONS = ('nearest', 'bilinear', 'bicubic')
 @TRANSFORMS.register_module()
 class CropChip(BaseTransform):
     """Crops a chip from the original image and resizes only the crop, so the cost follows the chip's
-    pixels, not those of the whole image at the chip's scale (3x the image area at COCO's finest).
+    pixels, not those of the whole image at the chip's scale (9x the image area at COCO's finest).
 
-    The chip pixel ``(u, v)`` samples the original image at ``((x1 + u + 0.5) / sx - 0.5, (y1 + v +
-    0.5) / sy - 0.5)``: the pixel ``(x1 + u, y1 + v)`` of the whole image resized by ``(sx, sy)``
-    with half-pixel centres, as ``cv2.resize`` (mmdet's ``Resize``) does, with the border replicated.
+    ``cv2.resize`` (what mmdet's ``Resize`` uses, half-pixel centres, border replicated) scales the
+    source pixels under the chip, with a margin for the interpolation's neighbours. Its output grid
+    starts at a whole source pixel, so the chip is taken at the output pixel nearest to ``(x1,
+    y1)``: the chip's origin moves by at most half a scaled pixel, and the chip pixel ``(u, v)`` is
+    the pixel ``(x1' + u, y1' + v)`` of the whole image resized by ``(sx, sy)``. Boxes are placed
+    relative to that origin, which ``homography_matrix`` records, so boxes and pixels agree
+    exactly. (``cv2.warpAffine`` could sample at ``(x1, y1)`` itself but costs 6x more per pixel.)
     The chip is padded at the bottom and right to ``chip_size`` (an image smaller than a chip is
     padded, never stretched); ``img_shape`` is the padded shape, because ``RandomFlip`` mirrors the
     whole array, padding included.
@@ -69,26 +75,55 @@ class CropChip(BaseTransform):
             raise ValueError(f'chip {chip.tolist()} of image {results.get("img_path")} must lie inside the image '
                              f'scaled by ({sx:.6g}, {sy:.6g}) to {scaled_w}x{scaled_h} px and be 1..{chip_size} px '
                              f'(chip_size) wide and high')
-        results['img'] = self._crop(img, x1, y1, sx, sy, crop_w, crop_h, chip_size)
+        crop, (x1, y1) = self._crop(img, x1, y1, sx, sy, crop_w, crop_h)
+        if crop.shape[:2] != (chip_size, chip_size):
+            padded = np.full((chip_size, chip_size) + img.shape[2:], self.pad_val, dtype=img.dtype)
+            padded[:crop_h, :crop_w] = crop
+            crop = padded
+        results['img'] = crop
         results['img_shape'] = results['pad_shape'] = (chip_size, chip_size)
         results['scale_factor'] = (sx, sy)
         to_chip = np.array([[sx, 0, -x1], [0, sy, -y1], [0, 0, 1]], dtype=np.float32)
         previous = results.get('homography_matrix')
         results['homography_matrix'] = to_chip if previous is None else to_chip @ previous
         if results.get('gt_bboxes') is not None:
-            self._crop_boxes(results, chip.astype(np.float32), sx, sy, scaled_w, scaled_h)
+            self._crop_boxes(results, np.array([x1, y1, x1 + crop_w, y1 + crop_h], np.float32), sx, sy,
+                             scaled_w, scaled_h)
         return results
 
-    def _crop(self, img: np.ndarray, x1: float, y1: float, sx: float, sy: float, crop_w: int, crop_h: int,
-              chip_size: int) -> np.ndarray:
+    def _crop(self, img: np.ndarray, x1: float, y1: float, sx: float, sy: float, crop_w: int,
+              crop_h: int) -> Tuple[np.ndarray, Tuple[float, float]]:
+        """The ``crop_w x crop_h`` scaled pixels nearest to the chip, and their origin in the scaled
+        image."""
         import cv2
-        chip_to_image = np.array([[1 / sx, 0, (x1 + 0.5) / sx - 0.5], [0, 1 / sy, (y1 + 0.5) / sy - 0.5]])
-        flags = {'nearest': cv2.INTER_NEAREST, 'bilinear': cv2.INTER_LINEAR,
-                 'bicubic': cv2.INTER_CUBIC}[self.interpolation] | cv2.WARP_INVERSE_MAP
-        crop = cv2.warpAffine(img, chip_to_image, (crop_w, crop_h), flags=flags, borderMode=cv2.BORDER_REPLICATE)
-        padded = np.full((chip_size, chip_size) + img.shape[2:], self.pad_val, dtype=img.dtype)
-        padded[:crop_h, :crop_w] = crop.reshape((crop_h, crop_w) + img.shape[2:])
-        return padded
+        interpolation = {'nearest': cv2.INTER_NEAREST, 'bilinear': cv2.INTER_LINEAR,
+                         'bicubic': cv2.INTER_CUBIC}[self.interpolation]
+        origin, axes = [], []
+        for start, size, factor, limit in ((x1, crop_w, sx, img.shape[1]), (y1, crop_h, sy, img.shape[0])):
+            # Enough source pixels around the chip for the kernel (bicubic reads 2 either side) and
+            # for rounding the origin by up to half a scaled pixel.
+            margin = 3 + int(np.ceil(0.5 / factor))
+            last_first = max(int(np.floor((start + 0.5) / factor - 0.5)) - margin, 0)
+            # Of a few window starts, the one whose grid falls closest to the chip: exactly on it
+            # for whole-number ratios such as 1.5 or 3.
+            first = min(range(max(last_first - 3, 0), last_first + 1),
+                        key=lambda f: abs(start - f * factor - round(start - f * factor)))
+            stop = min(int(np.ceil((start + size + 0.5) / factor - 0.5)) + margin, limit)
+            offset = int(round(start - first * factor))  # the chip's first output pixel
+            origin.append(first * factor + offset)
+            axes.append((first, stop, offset))
+        (x_first, x_stop, x_off), (y_first, y_stop, y_off) = axes
+        # With fx, fy given, cv2.resize maps output pixel j to source (j + 0.5) / f - 0.5, exactly as
+        # the whole image's resize does, shifted by the source window's first pixel.
+        resized = cv2.resize(img[y_first:y_stop, x_first:x_stop], None, fx=sx, fy=sy, interpolation=interpolation)
+        resized = resized.reshape(resized.shape[:2] + img.shape[2:])
+        crop = resized[y_off:y_off + crop_h, x_off:x_off + crop_w]
+        if crop.shape[:2] != (crop_h, crop_w):
+            # At the far image border the window's resize may end a pixel short: replicate the edge,
+            # as the whole image's resize does.
+            pad = [(0, crop_h - crop.shape[0]), (0, crop_w - crop.shape[1])] + [(0, 0)] * (img.ndim - 2)
+            crop = np.pad(crop, pad, mode='edge')
+        return crop, (origin[0], origin[1])
 
     def _crop_boxes(self, results: dict, chip: np.ndarray, sx: float, sy: float, scaled_w: int,
                     scaled_h: int) -> None:
