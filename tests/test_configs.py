@@ -1,0 +1,40 @@
+"""The configs load through mmengine, inherit mmdet's, and build with the SNIPER components."""
+from pathlib import Path
+
+import pytest
+from mmengine.config import Config
+
+import mmdet_sniper  # noqa: F401
+from mmdet.registry import MODELS
+from mmdet.utils import register_all_modules
+
+CONFIGS = Path(__file__).resolve().parents[1] / 'configs'
+register_all_modules()
+
+
+@pytest.mark.parametrize('name', ['sniper_faster_rcnn.py', 'sniper_faster_rcnn_r18_tiny_cpu.py'])
+def test_config_inherits_mmdet_and_builds_the_sniper_model(name):
+    cfg = Config.fromfile(str(CONFIGS / name))
+    assert cfg.custom_imports.imports == ['mmdet_sniper']
+    loader = cfg.train_dataloader
+    assert loader.sampler.type == 'ChipAwareSampler' and loader.batch_sampler is None
+    assert loader.dataset.type == 'SniperDataset' and loader.dataset.dataset.type == 'CocoDataset'
+    assert [t.type for t in loader.dataset.dataset.pipeline][:3] == ['CachedLoadImageFromFile', 'LoadAnnotations',
+                                                                      'CropChip']
+    assert {'chip_valid_range', 'scale_factor'} <= set(loader.dataset.dataset.pipeline[-1].meta_keys)
+    assert cfg.custom_hooks == [dict(type='ChipSamplerResumeHook')]
+    assert cfg.val_dataloader.dataset.type == 'CocoDataset'  # mmdet's test stays as inherited
+    model = MODELS.build(cfg.model)
+    assert type(model.roi_head).__name__ == 'ValidRangeRoIHead'
+    assert type(model.rpn_head.assigner).__name__ == 'IgnoreRegionAssigner'
+    assert model.rpn_head.assigner.ignore_iou_thr == 0.3
+    assert model.roi_head.bbox_assigner.ignore_iof_thr == 0.5
+
+
+def test_the_coco_config_has_the_papers_settings():
+    cfg = Config.fromfile(str(CONFIGS / 'sniper_faster_rcnn.py'))
+    dataset = cfg.train_dataloader.dataset
+    assert tuple(dataset.scales) == (3.0, 1.667, 512) and dataset.chip_size == 512
+    assert [tuple(r) for r in dataset.valid_ranges] == [(-1, 80), (32, 150), (120, -1)]
+    assert cfg.train_dataloader.batch_size * 8 == 128
+    assert cfg.model.backbone.depth == 50
