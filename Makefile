@@ -3,19 +3,25 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: env demo test benchmark-ops benchmark-chips cuda-check
+.PHONY: env demo test benchmark-ops benchmark-chips benchmark-pipeline cuda-check
 
 env:
 	tools/setup_env.sh $(VENV)
 
-# Until the SNIPER demo lands, the main job is the chip-generation benchmark.
-demo: benchmark-chips
+# Until the real-data demo lands: SNIPER training of the tiny CPU config on synthetic data, then
+# its COCO evaluation.
+demo: env
+	$(PY) tools/make_synthetic_data.py data/synthetic
+	$(PY) tools/train.py configs/sniper_faster_rcnn_r18_tiny_cpu.py --work-dir work_dirs/demo
 
 benchmark-ops: env
 	$(PY) tools/benchmark_ops.py
 
 benchmark-chips: env
 	$(PY) tools/benchmark_chips.py
+
+benchmark-pipeline: env
+	$(PY) tools/benchmark_pipeline.py --images 200
 
 test: env
 	$(PY) -m pytest tests
