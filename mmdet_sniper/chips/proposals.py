@@ -6,8 +6,9 @@ import numpy as np
 
 
 def load_proposals(path: str, image_ids: Sequence) -> List[np.ndarray]:
-    """The proposals of each of ``image_ids``, in that order. The file must hold exactly these
-    images: a file made for another dataset is an error that lists a few ids of each side."""
+    """The proposals of each of ``image_ids``, in that order, as float32 ``[P, 4]`` or ``[P, 5]``
+    arrays (an image may have none). The file must hold exactly these images: a file made for another
+    dataset is an error that lists a few ids of each side; malformed arrays name their image."""
     from mmengine import fileio
     proposals = fileio.load(path)
     if not isinstance(proposals, dict):
@@ -20,4 +21,15 @@ def load_proposals(path: str, image_ids: Sequence) -> List[np.ndarray]:
     if missing or unknown:
         raise ValueError(f'{path} does not match the annotation file: {len(missing)} images without proposals '
                          f'(e.g. {missing[:5]}), {len(unknown)} unknown image ids (e.g. {unknown[:5]})')
-    return [proposals[i] for i in image_ids]
+    arrays = []
+    for i in image_ids:
+        boxes = np.asarray(proposals[i], dtype=np.float32)
+        if boxes.size == 0:
+            boxes = boxes.reshape(0, 5)
+        if boxes.ndim != 2 or boxes.shape[1] not in (4, 5):
+            raise ValueError(f'{path}: the proposals of image {i} must have shape [P, 4] or [P, 5] (x1, y1, x2, y2[, '
+                             f'score]), got {boxes.shape}')
+        if not np.isfinite(boxes).all():
+            raise ValueError(f'{path}: the proposals of image {i} hold NaN or infinite values')
+        arrays.append(boxes)
+    return arrays

@@ -65,7 +65,10 @@ class SniperDataset:
         scales, valid_ranges, chip_size, chip_stride, min_iof, neg_thresholds, neg_chips_per_image:
             chip generation settings, see :class:`ChipGenerator` (defaults: the authors' COCO setting).
         proposals_file: proposals per image id (see :func:`load_proposals`) to mine negative chips
-            from; None: positive chips only.
+            from; None, or ``neg_chips_per_image=0``: positive chips only.
+        proposals_nms_iou: NMS threshold applied to each image's proposals on load, which pools the
+            proposals a file holds for several test scales (the authors: 0.7); None: none. Needs the
+            score column.
         seed: names the chips of every epoch, the same on every rank.
         cache_dir: where chip tables are cached; ``'auto'``: ``$XDG_CACHE_HOME/mmdet_sniper/chips``
             (``~/.cache/...``); None: no cache.
@@ -75,16 +78,17 @@ class SniperDataset:
     def __init__(self, dataset: Union[dict, object], scales=(3.0, 1.667, 512),
                  valid_ranges=((-1, 80), (32, 150), (120, -1)), chip_size: int = 512,
                  chip_stride: Union[int, Tuple[int, int]] = (56, 60), min_iof: float = 1 - 1e-6,
-                 proposals_file: Optional[str] = None, neg_thresholds: Tuple[int, int] = (25, 10),
-                 neg_chips_per_image: int = 2, seed: int = 0, cache_dir: Optional[str] = 'auto',
-                 device: str = 'cpu'):
+                 proposals_file: Optional[str] = None, proposals_nms_iou: Optional[float] = 0.7,
+                 neg_thresholds: Tuple[int, int] = (25, 10), neg_chips_per_image: int = 2, seed: int = 0,
+                 cache_dir: Optional[str] = 'auto', device: str = 'cpu'):
         # Built lazily, so that loading the annotations happens in _read_annotations, which explains
         # an empty annotation file instead of failing inside mmengine's serialisation.
         self.dataset = DATASETS.build(dict(dataset, lazy_init=True)) if isinstance(dataset, dict) else dataset
         self.generator = ChipGenerator(scales=scales, valid_ranges=valid_ranges, chip_size=chip_size,
                                        chip_stride=chip_stride, min_iof=min_iof, neg_thresholds=neg_thresholds,
                                        neg_chips_per_image=neg_chips_per_image, device=device)
-        self.proposals_file = proposals_file
+        self.proposals_file = proposals_file if neg_chips_per_image > 0 else None
+        self.proposals_nms_iou = proposals_nms_iou
         self.seed = seed
         self.cache_dir = default_cache_dir() if cache_dir == 'auto' else cache_dir
         self.epoch: Optional[int] = None
@@ -131,14 +135,28 @@ class SniperDataset:
             self.image_paths.append(info.get('img_path', str(i)))
         self.image_sizes = np.array(sizes, dtype=np.int64)
         self.gt_boxes, self.gt_crowd = boxes, crowd
-        self.proposals = (load_proposals(self.proposals_file, self.image_ids)
-                          if self.proposals_file is not None else None)
+        self.proposals = None
+        if self.proposals_file is not None:
+            self.proposals = load_proposals(self.proposals_file, self.image_ids)
+            if self.proposals_nms_iou is not None:
+                self.proposals = [self._pool(p, i) for i, p in enumerate(self.proposals)]
         self._digest = self._inputs_digest()
+
+    def _pool(self, proposals: np.ndarray, image: int) -> np.ndarray:
+        """One image's proposals after NMS, highest score first."""
+        if len(proposals) == 0:
+            return proposals
+        if proposals.shape[1] != 5:
+            raise ValueError(f'{self.proposals_file}: proposals_nms_iou needs scores, but the proposals of image '
+                             f'{self.image_ids[image]} are [P, 4]; set proposals_nms_iou=None to use them as they are')
+        from mmcv.ops import nms
+        _, keep = nms(proposals[:, :4], proposals[:, 4], self.proposals_nms_iou)
+        return proposals[keep]
 
     def _inputs_digest(self) -> str:
         digest = hashlib.sha1()
-        settings = dict(self.generator.settings(), seed=self.seed, format=CHIP_CACHE_FORMAT,
-                        version=mmdet_sniper.__version__)
+        settings = dict(self.generator.settings(), seed=self.seed, proposals_nms_iou=self.proposals_nms_iou,
+                        format=CHIP_CACHE_FORMAT, version=mmdet_sniper.__version__)
         digest.update(json.dumps(settings, sort_keys=True).encode())
         digest.update(np.ascontiguousarray(self.image_sizes).tobytes())
         for boxes, crowd in zip(self.gt_boxes, self.gt_crowd):

@@ -197,3 +197,61 @@ def test_cache_files_are_chip_tables(coco_root, tmp_path):
     dataset = build(coco_root, tmp_path)
     table = ChipTable.load(dataset.cache_path(0))
     assert len(table) == len(dataset) and table.settings['chip_size'] == 256
+
+
+def test_proposals_are_pooled_by_nms_on_load_and_can_be_switched_off(coco_root, tmp_path):
+    coco, sizes, _, _ = coco_inputs(coco_root)
+    rng = np.random.default_rng(1)
+    proposals = {}
+    for image, (w, h) in zip(coco['images'], sizes):
+        xy = rng.uniform([0, 0], [w * 0.5, h * 0.5], (40, 2))
+        boxes = np.concatenate([xy, xy + rng.uniform(5, 40, (40, 2))], axis=1)
+        # Each box twice, shifted by a pixel: what two test scales give for one object.
+        twins = np.concatenate([boxes, boxes + 1])
+        proposals[image['id']] = np.concatenate([twins, rng.uniform(0.1, 1, (80, 1))], axis=1).astype(np.float32)
+    proposals[coco['images'][0]['id']] = np.zeros((0, 5), np.float32)  # an image without proposals
+    path = tmp_path / 'proposals.pkl'
+    path.write_bytes(pickle.dumps(proposals))
+    dataset = build(coco_root, tmp_path, proposals_file=str(path), cache_dir=None)
+    for i, image in enumerate(coco['images']):
+        raw, pooled = proposals[image['id']], dataset.proposals[i]
+        # Greedy NMS at 0.7, computed here box by box.
+        order, kept = np.argsort(-raw[:, 4], kind='stable'), []
+        for j in order:
+            if all(iou(raw[j, :4], raw[k, :4]) <= 0.7 for k in kept):
+                kept.append(j)
+        np.testing.assert_array_equal(pooled, raw[kept])
+    assert len(dataset.proposals[0]) == 0
+    assert len(dataset.proposals[1]) < len(proposals[coco['images'][1]['id']])
+    # neg_chips_per_image=0, the ablation: the file is not even read.
+    path.write_bytes(b'not a pickle')
+    dataset = build(coco_root, tmp_path, proposals_file=str(path), neg_chips_per_image=0, cache_dir=None)
+    assert dataset.proposals is None and all(dataset.table.positive)
+
+
+def iou(a, b):
+    w = max(min(a[2], b[2]) - max(a[0], b[0]), 0)
+    h = max(min(a[3], b[3]) - max(a[1], b[1]), 0)
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - w * h
+    return w * h / union
+
+
+@pytest.mark.parametrize('bad, message', [
+    (np.zeros((3, 6)), r'image 1 must have shape \[P, 4\] or \[P, 5\]'),
+    (np.full((2, 5), np.nan), 'image 1 hold NaN'),
+])
+def test_malformed_proposals_name_their_image(coco_root, tmp_path, bad, message):
+    coco, _, _, _ = coco_inputs(coco_root)
+    proposals = {image['id']: np.zeros((0, 5)) for image in coco['images']}
+    proposals[1] = bad
+    path = tmp_path / 'proposals.pkl'
+    path.write_bytes(pickle.dumps(proposals))
+    with pytest.raises(ValueError, match=message):
+        build(coco_root, tmp_path, proposals_file=str(path), cache_dir=None)
+    # Scores are needed to pool by NMS; without them the file is usable as it is.
+    proposals[1] = np.array([[10, 10, 50, 50]], np.float32)
+    path.write_bytes(pickle.dumps(proposals))
+    with pytest.raises(ValueError, match='proposals_nms_iou needs scores'):
+        build(coco_root, tmp_path, proposals_file=str(path), cache_dir=None)
+    assert len(build(coco_root, tmp_path, proposals_file=str(path), proposals_nms_iou=None,
+                     cache_dir=None).proposals[0]) == 1
