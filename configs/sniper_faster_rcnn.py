@@ -1,66 +1,19 @@
 # SNIPER Faster R-CNN R50-FPN on COCO: trained on 512x512 chips at three scales (Singh, Najibi and
 # Davis, "SNIPER: Efficient Multi-Scale Training", NeurIPS 2018), with the authors' COCO settings.
 #   tools/dist_train.sh configs/sniper_faster_rcnn.py 8
-_base_ = 'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py'
-custom_imports = dict(imports=['mmdet_sniper'], allow_failed_imports=False)
-
-# Scales: 3x and 1.667x the original image, and the image with its longest side at 512 px. Each
-# trains only objects whose size sqrt(w * h) in original pixels lies in its valid range.
-sniper = dict(
-    scales=(3.0, 1.667, 512),
-    valid_ranges=((-1, 80), (32, 150), (120, -1)),
-    chip_size=512,
-    chip_stride=(56, 60),  # re-drawn every epoch, as the authors do
-    proposals_file=None,  # RPN proposals (image id -> [P, 5]) turn on negative chip mining
-    neg_chips_per_image=2)
+# Negative chips: set train_dataloader.dataset.proposals_file to the proposals of configs/sniper_rpn.py
+# (tools/sniper_pipeline.sh runs both stages).
+_base_ = ['mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py', './_base_/sniper_coco_chips.py']
 
 model = dict(
     # R-CNN trains only on proposals whose size is in the chip's valid range.
     roi_head=dict(type='ValidRangeRoIHead'),
     train_cfg=dict(
-        # Anchors with IoU > 0.3 to an ignore region (an out-of-range, crowd or cut ground-truth box)
-        # are neither positives nor negatives.
-        rpn=dict(assigner=dict(
-            _delete_=True,
-            type='IgnoreRegionAssigner',
-            ignore_iou_thr=0.3,
-            assigner=dict(type='MaxIoUAssigner', pos_iou_thr=0.7, neg_iou_thr=0.3, min_pos_iou=0.3,
-                          match_low_quality=True, ignore_iof_thr=-1))),
+        rpn=dict(assigner={{_base_.sniper_rpn_assigner}}),
         # Proposals lying mostly inside an ignore region are not trained on either.
         rcnn=dict(assigner=dict(ignore_iof_thr=0.5))))
 
-train_pipeline = [
-    # Keeps the last decoded image: chips of one image in a row decode it once.
-    dict(type='CachedLoadImageFromFile'),
-    dict(type='LoadAnnotations', with_bbox=True),
-    dict(type='CropChip', min_target_size=10),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='PackDetInputs',
-         meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor', 'flip', 'flip_direction',
-                    'chip', 'chip_scale_index', 'chip_valid_range', 'chip_positive')),
-]
-train_dataloader = dict(
-    batch_size=16,  # chips per GPU: 128 chips per batch on 8 GPUs, as in the paper
-    num_workers=4,
-    # Every chip is 512x512: no aspect-ratio grouping; the sampler shards the epoch's chips.
-    batch_sampler=None,
-    # group_by_image=True sends an image's chips to one worker in a row, decoded once (a faster
-    # pipeline, see BENCHMARKS.md), at the cost of batches drawn from fewer images.
-    sampler=dict(_delete_=True, type='ChipAwareSampler', shuffle=True, group_by_image=False),
-    dataset=dict(
-        _delete_=True,
-        type='SniperDataset',
-        **sniper,
-        dataset=dict(
-            type='CocoDataset',
-            data_root='data/coco/',
-            ann_file='annotations/instances_train2017.json',
-            data_prefix=dict(img='train2017/'),
-            filter_cfg=dict(filter_empty_gt=True, min_size=32),
-            pipeline=train_pipeline)))
-
-# Makes a run resumed from a mid-epoch checkpoint continue with the next chip of that epoch.
-custom_hooks = [dict(type='ChipSamplerResumeHook')]
+train_dataloader = {{_base_.sniper_train_dataloader}}
 
 # Not tuned for chips yet: mmdet's lr for 16 images, with a batch of 128 chips.
 auto_scale_lr = dict(enable=False, base_batch_size=128)

@@ -12,7 +12,8 @@ CONFIGS = Path(__file__).resolve().parents[1] / 'configs'
 register_all_modules()
 
 
-@pytest.mark.parametrize('name', ['sniper_faster_rcnn.py', 'sniper_faster_rcnn_r18_tiny_cpu.py'])
+@pytest.mark.parametrize('name', ['sniper_faster_rcnn.py', 'sniper_faster_rcnn_r18_tiny_cpu.py', 'sniper_rpn.py',
+                                  'sniper_rpn_r18_tiny_cpu.py'])
 def test_config_inherits_mmdet_and_builds_the_sniper_model(name):
     cfg = Config.fromfile(str(CONFIGS / name))
     assert cfg.custom_imports.imports == ['mmdet_sniper']
@@ -25,10 +26,14 @@ def test_config_inherits_mmdet_and_builds_the_sniper_model(name):
     assert cfg.custom_hooks == [dict(type='ChipSamplerResumeHook')]
     assert cfg.val_dataloader.dataset.type == 'CocoDataset'  # mmdet's test stays as inherited
     model = MODELS.build(cfg.model)
-    assert type(model.roi_head).__name__ == 'ValidRangeRoIHead'
-    assert type(model.rpn_head.assigner).__name__ == 'IgnoreRegionAssigner'
-    assert model.rpn_head.assigner.ignore_iou_thr == 0.3
-    assert model.roi_head.bbox_assigner.ignore_iof_thr == 0.5
+    rpn_head = model.bbox_head if type(model).__name__ == 'RPN' else model.rpn_head  # mmdet's RPN names it so
+    assert type(rpn_head.assigner).__name__ == 'IgnoreRegionAssigner' and rpn_head.assigner.ignore_iou_thr == 0.3
+    if 'rpn' in name:  # stage 1: an RPN on positive chips, and the scales to extract proposals at
+        assert type(model).__name__ == 'RPN' and loader.dataset.proposals_file is None
+        assert len(cfg.proposal_scales) == 3 and cfg.model.test_cfg.rpn.max_per_img == 300
+    else:
+        assert type(model.roi_head).__name__ == 'ValidRangeRoIHead'
+        assert model.roi_head.bbox_assigner.ignore_iof_thr == 0.5
 
 
 def test_the_coco_config_has_the_papers_settings():

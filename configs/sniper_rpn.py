@@ -1,0 +1,25 @@
+# SNIPER stage 1: an RPN trained on positive chips only (the paper finds recall does not need negative
+# chips), whose proposals on the training images mine the negative chips of stage 2.
+#   tools/dist_train.sh configs/sniper_rpn.py 8
+#   tools/dist_extract_proposals.sh configs/sniper_rpn.py work_dirs/sniper_rpn/epoch_2.pth 8 --out proposals.pkl
+_base_ = ['mmdet::rpn/rpn_r50_fpn_1x_coco.py', './_base_/sniper_coco_chips.py']
+
+model = dict(
+    train_cfg=dict(rpn=dict(assigner={{_base_.sniper_rpn_assigner}})),
+    # What tools/extract_proposals.py keeps per image and scale: the top 300 after NMS at 0.7.
+    test_cfg=dict(rpn=dict(nms_pre=2000, max_per_img=300, nms=dict(type='nms', iou_threshold=0.7))))
+
+train_dataloader = {{_base_.sniper_train_dataloader}}
+
+# tools/extract_proposals.py runs the RPN on the full training images at these (short, long) sides.
+proposal_scales = ((1400, 2000), (800, 1280), (480, 512))
+
+# mmdet's 'proposal_fast' recall fails under numpy 2 (a ragged np.array); pycocotools' AR works.
+val_evaluator = dict(metric='proposal')
+test_evaluator = val_evaluator
+
+# The authors train this RPN for 2 epochs.
+train_cfg = dict(max_epochs=2, val_interval=2)
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.001, by_epoch=False, begin=0, end=500),
+    dict(type='MultiStepLR', begin=0, end=2, by_epoch=True, milestones=[2], gamma=0.1)]
