@@ -10,4 +10,4 @@ import importlib.util
 __version__ = '0.1.0'
 
 if importlib.util.find_spec('mmdet') is not None:
-    from . import datasets, engine, models, samplers, transforms  # noqa: F401,E402  (registration)
+    from . import datasets, engine, evaluation, models, samplers, transforms  # noqa: F401,E402  (registration)

@@ -1,4 +1,4 @@
-"""Runner hooks (registered in mmdet's HOOKS)."""
 from .chip_sampler_resume_hook import ChipSamplerResumeHook
+from .progress_bar_hook import TestProgressBarHook
 
-__all__ = ['ChipSamplerResumeHook']
+__all__ = ['ChipSamplerResumeHook', 'TestProgressBarHook']

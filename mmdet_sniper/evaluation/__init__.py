@@ -1,0 +1,3 @@
+from .proposals_dump import SniperProposalsDump
+
+__all__ = ['SniperProposalsDump']
