@@ -1,0 +1,204 @@
+"""SNIPER's multi-scale test as an mmdet test-time augmentation model: each scale keeps only the
+detections in its valid range, then the scales are merged; optionally each scale is run in tiles."""
+import math
+from numbers import Real
+from typing import List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+from mmdet.models.test_time_augs import DetTTAModel
+from mmdet.registry import MODELS
+from mmdet.structures import DetDataSample
+from mmengine.config import ConfigDict
+from mmengine.structures import InstanceData
+from torch import Tensor, nn
+
+from mmdet_sniper.ops.grid_cover import candidate_grid
+
+# The authors' merge: Gaussian soft-NMS per class (mmcv's Gaussian decay ignores iou_threshold).
+SOFT_NMS_TTA_CFG = dict(nms=dict(type='soft_nms', method='gaussian', sigma=0.55, min_score=1e-3), max_per_img=100)
+
+# A tile's detection this close (pixels) to a tile edge inside the view is taken for a cut object.
+EDGE_MARGIN = 2
+
+
+def keep_in_valid_range(bboxes: Tensor, valid_range: Sequence[Real]) -> Tensor:
+    """Which detections a scale keeps.
+
+    Args:
+        bboxes (Tensor): ``(n, 4)`` xyxy in original-image pixels.
+        valid_range (Sequence[Real]): ``(lo, hi)`` in original pixels; -1 leaves a side unbounded.
+
+    Returns:
+        Tensor: bool ``(n,)``, True iff the area ``(x2 - x1) * (y2 - y1)`` is ``> lo**2`` and
+        ``<= hi**2``; an inverted box has area 0.
+    """
+    lo, hi = (float(v) for v in valid_range)
+    # Float64: in float32 the area of a box on a bound often rounds to the other side of it.
+    boxes = bboxes.double()
+    wh = (boxes[:, 2:] - boxes[:, :2]).clamp(min=0)
+    area = wh[:, 0] * wh[:, 1]
+    keep = torch.ones_like(area, dtype=torch.bool)
+    if lo >= 0:
+        keep &= area > lo * lo
+    if hi >= 0:
+        keep &= area <= hi * hi
+    return keep
+
+
+def _valid_range(sample: DetDataSample) -> Sequence[Real]:
+    if 'valid_range' not in sample.metainfo:
+        # Without it the view would be merged unfiltered, silently losing SNIPER's scale selection.
+        raise KeyError(f'a view of {sample.metainfo.get("img_path", "an image")} has no valid_range in its '
+                       'metainfo: make each scale of tta_pipeline a SniperTestScale and add '
+                       "'valid_range' to PackDetInputs' meta_keys")
+    return sample.valid_range
+
+
+@MODELS.register_module()
+class SniperTestTimeAug(DetTTAModel):
+    """``DetTTAModel`` that keeps each view's detections only inside its scale's valid range.
+
+    SNIPER trains each scale only on objects of the sizes it suits (small objects at the finest,
+    large at the coarsest), so at test time a scale's detections outside its range are unreliable
+    and are dropped before the scales are merged. Each view's ``valid_range`` comes from
+    :class:`~mmdet_sniper.transforms.test_scale.SniperTestScale` through ``PackDetInputs``'s
+    ``meta_keys``. The remaining detections of all views are un-flipped and merged per class by
+    ``tta_cfg.nms``, keeping the best ``tta_cfg.max_per_img``.
+
+    With ``sliced=True``, each view (the whole image at one scale, as without slicing) is cut into
+    ``chip_size`` tiles that overlap by ``tile_overlap`` pixels, the last flush with the right and
+    bottom edges, and the detector runs on batches of up to ``tiles_per_batch`` tiles: for images
+    far larger than a chip (aerial, satellite), whose views would not fit the detector at once. A
+    tile's detection within ``EDGE_MARGIN`` px of a tile edge inside the view is dropped: it is
+    likely an object cut by the tile, which the overlap puts whole in a neighbouring tile. Tiles
+    smaller than ``chip_size`` (a view smaller than a chip) are padded by the detector's data
+    preprocessor, after normalisation, as a whole view is.
+
+    Args:
+        module (dict | nn.Module): The detector.
+        tta_cfg (dict, optional): ``nms`` (``mmcv.ops.batched_nms``'s config) and ``max_per_img``.
+            Defaults to the authors' Gaussian soft-NMS, sigma 0.55, score floor 1e-3, 100 per image.
+        sliced (bool): Run each view in tiles. Defaults to False.
+        chip_size (int): Tile side in pixels (sliced only). Defaults to 512.
+        tile_overlap (int, optional): Overlap of adjacent tiles in pixels (sliced only). By default,
+            per view: the side of a square object of the largest valid size at the view's scale,
+            ``ceil(hi * scale_factor)``, plus ``2 * EDGE_MARGIN + 1``, so that a tile holds it whole
+            and clear of the edges; at most (and for an unbounded ``hi``) ``chip_size // 2``, beyond
+            which the tiles would cost more than 4x the view's pixels. Objects larger than the
+            overlap are found only where a tile happens to hold them whole.
+        tiles_per_batch (int): Tiles per detector call (sliced only). Defaults to 8.
+        data_preprocessor (dict | nn.Module, optional): As ``BaseTTAModel``'s.
+    """
+
+    def __init__(self, module: Union[dict, nn.Module], tta_cfg: Optional[dict] = None, sliced: bool = False,
+                 chip_size: int = 512, tile_overlap: Optional[int] = None, tiles_per_batch: int = 8,
+                 data_preprocessor: Union[dict, nn.Module, None] = None) -> None:
+        tta_cfg = ConfigDict(SOFT_NMS_TTA_CFG if tta_cfg is None else tta_cfg)
+        missing = sorted({'nms', 'max_per_img'} - set(tta_cfg))
+        if missing:
+            raise ValueError(f'tta_cfg must hold nms and max_per_img, missing {missing} in {tta_cfg}')
+        if not isinstance(chip_size, int) or chip_size < 1:
+            raise ValueError(f'chip_size must be an int >= 1 (pixels), got {chip_size!r}')
+        if tile_overlap is not None and not (isinstance(tile_overlap, int) and 0 <= tile_overlap < chip_size):
+            raise ValueError(f'tile_overlap must be None or an int in 0..chip_size-1={chip_size - 1} (pixels), '
+                             f'got {tile_overlap!r}')
+        if not isinstance(tiles_per_batch, int) or tiles_per_batch < 1:
+            raise ValueError(f'tiles_per_batch must be an int >= 1, got {tiles_per_batch!r}')
+        super().__init__(tta_cfg=tta_cfg, module=module, data_preprocessor=data_preprocessor)
+        self.sliced = sliced
+        self.chip_size = chip_size
+        self.tile_overlap = tile_overlap
+        self.tiles_per_batch = tiles_per_batch
+
+    def test_step(self, data: dict) -> List[DetDataSample]:
+        """Predict every view (whole, or in tiles when ``sliced``) and merge each image's views.
+
+        Args:
+            data (dict): ``inputs``, per view a list of uint8 ``(C, H, W)`` images, and
+                ``data_samples``, per view a list of their ``DetDataSample``s, as
+                ``pseudo_collate`` batches ``TestTimeAug``'s output.
+
+        Returns:
+            list[DetDataSample]: One per image, ``pred_instances`` in original-image pixels.
+        """
+        if not self.sliced:
+            return super().test_step(data)
+        if not isinstance(data, dict):
+            raise TypeError(f'sliced SniperTestTimeAug takes the dict pseudo_collate makes, got {type(data)}')
+        views = [list(zip(inputs, samples, strict=True))
+                 for inputs, samples in zip(data['inputs'], data['data_samples'], strict=True)]
+        self._predict_in_tiles([view for images in views for view in images])
+        return self.merge_preds([[sample for _, sample in images] for images in zip(*views)])
+
+    def _merge_single_sample(self, data_samples: List[DetDataSample]) -> DetDataSample:
+        for sample in data_samples:
+            predictions = sample.pred_instances
+            sample.pred_instances = predictions[keep_in_valid_range(predictions.bboxes, _valid_range(sample))]
+        # Filtered in place, because when no view has a detection left DetTTAModel returns the first
+        # view's prediction as it stands.
+        return super()._merge_single_sample(data_samples)
+
+    def _predict_in_tiles(self, views: List[Tuple[Tensor, DetDataSample]]) -> None:
+        """Set each view's ``pred_instances`` from its tiles, in original pixels, flipped as the
+        view is. Tiles of all views share the detector's batches."""
+        tiles = [(index, tile) for index, (_, sample) in enumerate(views) for tile in self.tile_grid(sample)]
+        pieces = [[] for _ in views]
+        for start in range(0, len(tiles), self.tiles_per_batch):
+            batch = tiles[start:start + self.tiles_per_batch]
+            inputs, samples = [], []
+            for index, (x1, y1, x2, y2) in batch:
+                inputs.append(views[index][0][:, y1:y2, x1:x2])
+                # Unscaled tile pixels: the detector's predictions stay where the tile puts them.
+                shape = (y2 - y1, x2 - x1)
+                samples.append(DetDataSample(metainfo=dict(img_shape=shape, ori_shape=shape, scale_factor=(1.0, 1.0))))
+            results = self.module.test_step(dict(inputs=inputs, data_samples=samples))
+            for (index, tile), result in zip(batch, results, strict=True):
+                pieces[index].append(self._tile_to_view(result.pred_instances, tile, views[index][1].img_shape))
+        for (_, sample), view_pieces in zip(views, pieces, strict=True):
+            predictions = InstanceData.cat(view_pieces)
+            sx, sy = sample.scale_factor
+            predictions.bboxes = predictions.bboxes / predictions.bboxes.new_tensor([sx, sy, sx, sy])
+            sample.pred_instances = predictions
+
+    def tile_grid(self, sample: DetDataSample) -> List[Tuple[int, int, int, int]]:
+        """The tiles that sliced inference cuts a view into.
+
+        Args:
+            sample (DetDataSample): The view's, with ``img_shape``, ``scale_factor`` and (for the
+                default overlap) ``valid_range`` in its metainfo.
+
+        Returns:
+            list[tuple]: ``(x1, y1, x2, y2)`` int, in view pixels, row by row.
+        """
+        height, width = sample.img_shape
+        overlap = self.tile_overlap
+        if overlap is None:
+            hi = _valid_range(sample)[1]
+            cap = self.chip_size // 2
+            overlap = cap if hi < 0 else min(math.ceil(hi * max(sample.scale_factor)) + 2 * EDGE_MARGIN + 1, cap)
+        # SNIPER's candidate chip grid is this tiling: strided windows, the last flush with the far
+        # edge, a view smaller than a chip in one window.
+        grid, order = candidate_grid(np.array([[width, height]], dtype=np.int64), self.chip_size,
+                                     self.chip_size - overlap, np.zeros(1, dtype=np.uint64))
+        return [tuple(int(v) for v in tile) for tile in grid[0][np.argsort(order[0])]]
+
+    @staticmethod
+    def _tile_to_view(predictions: InstanceData, tile: Tuple[int, int, int, int],
+                      view_shape: Tuple[int, int]) -> InstanceData:
+        """A tile's detections, less those touching an inner tile edge, in view pixels."""
+        x1, y1, x2, y2 = tile
+        height, width = view_shape
+        boxes = predictions.bboxes
+        cut = torch.zeros(len(boxes), dtype=torch.bool, device=boxes.device)
+        if x1 > 0:
+            cut |= boxes[:, 0] <= EDGE_MARGIN
+        if y1 > 0:
+            cut |= boxes[:, 1] <= EDGE_MARGIN
+        if x2 < width:
+            cut |= boxes[:, 2] >= x2 - x1 - EDGE_MARGIN
+        if y2 < height:
+            cut |= boxes[:, 3] >= y2 - y1 - EDGE_MARGIN
+        predictions = predictions[~cut]
+        predictions.bboxes = predictions.bboxes + predictions.bboxes.new_tensor([x1, y1, x1, y1])
+        return predictions

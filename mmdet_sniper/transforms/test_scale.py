@@ -1,0 +1,88 @@
+"""SniperTestScale: one scale of SNIPER's multi-scale test, with the object sizes it is trusted for."""
+from numbers import Real
+from typing import Sequence, Tuple
+
+from mmcv.transforms import TestTimeAug
+
+from mmdet.datasets.transforms import Resize
+from mmdet.registry import TRANSFORMS
+
+
+def _check_valid_range(valid_range: Sequence[Real]) -> Tuple[Real, Real]:
+    if isinstance(valid_range, (str, bytes)) or not isinstance(valid_range, Sequence) or len(valid_range) != 2:
+        raise ValueError(f'valid_range must be a (lo, hi) pair in original pixels, got {valid_range!r}')
+    lo, hi = valid_range
+    for name, value in (('lo', lo), ('hi', hi)):
+        if not isinstance(value, Real) or not (value == -1 or value >= 0):
+            raise ValueError(f'valid_range {name} must be -1 (unbounded) or a size >= 0 in original pixels, '
+                             f'got valid_range={tuple(valid_range)!r}')
+    if lo >= 0 and hi >= 0 and not lo < hi:
+        raise ValueError(f'valid_range must have lo < hi when both are bounded, got valid_range={tuple(valid_range)!r}')
+    return lo, hi
+
+
+@TRANSFORMS.register_module()
+class SniperTestScale(Resize):
+    """mmdet's ``Resize`` with ``keep_ratio=True`` that also records the scale's valid range.
+
+    SNIPER tests the whole image at several scales and trusts each scale only for the object sizes
+    it was trained on there: small objects at the finest scale, large ones at the coarsest. Put one
+    ``SniperTestScale`` per scale in ``TestTimeAug`` and ``'valid_range'`` in ``PackDetInputs``'s
+    ``meta_keys``; :class:`~mmdet_sniper.models.sniper_tta.SniperTestTimeAug` drops each view's
+    detections outside its range before merging the scales.
+
+    Added key: ``valid_range``, besides ``Resize``'s.
+
+    Args:
+        valid_range: ``(lo, hi)``: this scale keeps a detection iff its area in original pixels is
+            ``> lo**2`` and ``<= hi**2``; -1 leaves a side unbounded.
+        **kwargs: ``Resize``'s arguments except ``keep_ratio``: ``scale=(1400, 2000)`` resizes the
+            short side to 1400 px unless the long side would exceed 2000 px (the order in the pair
+            does not matter); ``scale_factor=0.5`` resizes by a factor.
+    """
+
+    def __init__(self, valid_range: Sequence[Real], **kwargs) -> None:
+        if not kwargs.pop('keep_ratio', True):
+            raise ValueError('SniperTestScale always keeps the aspect ratio, as SNIPER\'s test scales do; '
+                             'leave keep_ratio out')
+        super().__init__(keep_ratio=True, **kwargs)
+        self.valid_range = _check_valid_range(valid_range)
+
+    def transform(self, results: dict) -> dict:
+        results = super().transform(results)
+        results['valid_range'] = self.valid_range
+        return results
+
+    def __repr__(self) -> str:
+        return f'{super().__repr__()[:-1]}, valid_range={self.valid_range})'
+
+
+@TRANSFORMS.register_module()
+class SniperTestViews(TestTimeAug):
+    """``TestTimeAug`` making SNIPER's test views: the image at each of ``scales`` with its valid
+    range (:class:`SniperTestScale`), each also flipped, packed with the metainfo that
+    :class:`~mmdet_sniper.models.sniper_tta.SniperTestTimeAug` needs.
+
+    Args:
+        scales: per scale, ``SniperTestScale``'s ``scale``: a ``(short, long)`` sides pair.
+        valid_ranges: per scale, its ``(lo, hi)`` in original pixels (-1: unbounded).
+        flip: add the horizontally flipped view of every scale.
+        with_annotations: load the ground truth too (``LoadAnnotations``), for evaluation.
+        meta_keys: ``PackDetInputs``'s; must hold ``valid_range``.
+    """
+
+    def __init__(self, scales: Sequence, valid_ranges: Sequence, flip: bool = True, with_annotations: bool = True,
+                 meta_keys: Sequence[str] = ('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor', 'flip',
+                                             'flip_direction', 'valid_range')) -> None:
+        if len(scales) != len(valid_ranges) or not scales:
+            raise ValueError(f'scales and valid_ranges must pair up, one range per scale; got {len(scales)} scales '
+                             f'and {len(valid_ranges)} valid_ranges')
+        if 'valid_range' not in meta_keys:
+            raise ValueError("meta_keys must hold 'valid_range': SniperTestTimeAug filters each view by it")
+        transforms = [[dict(type='SniperTestScale', scale=s, valid_range=r) for s, r in zip(scales, valid_ranges)]]
+        if flip:
+            transforms.append([dict(type='RandomFlip', prob=1.0), dict(type='RandomFlip', prob=0.0)])
+        if with_annotations:
+            transforms.append([dict(type='LoadAnnotations', with_bbox=True)])
+        transforms.append([dict(type='PackDetInputs', meta_keys=tuple(meta_keys))])
+        super().__init__(transforms)
