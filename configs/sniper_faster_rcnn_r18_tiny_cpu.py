@@ -19,6 +19,14 @@ test_dataloader = val_dataloader
 val_evaluator = dict(ann_file={{_base_.tiny_val_ann_file}})
 test_evaluator = val_evaluator
 
+# The test at the training scales (2x, 1x, long side 256), with ranges widened as the authors' COCO
+# test ranges widen their training ranges.
+tta_model = dict(chip_size=256)
+tta_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='SniperTestViews', scales=((960, 1280), (480, 640), (256, 256)),
+         valid_ranges=((-1, 56), (24, 128), (64, -1)))]
+
 train_cfg = dict(max_epochs=12, val_interval=12)
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=20),

@@ -43,3 +43,10 @@ def test_the_coco_config_has_the_papers_settings():
     assert [tuple(r) for r in dataset.valid_ranges] == [(-1, 80), (32, 150), (120, -1)]
     assert cfg.train_dataloader.batch_size * 8 == 128
     assert cfg.model.backbone.depth == 50
+    # The authors' test: three full-image scales with their valid ranges, Gaussian soft-NMS.
+    views = cfg.tta_pipeline[-1]
+    assert views.type == 'SniperTestViews' and [tuple(s) for s in views.scales] == [(1400, 2000), (800, 1280),
+                                                                                     (480, 512)]
+    assert [tuple(r) for r in views.valid_ranges] == [(-1, 90), (32, 180), (75, -1)]
+    assert cfg.tta_model.type == 'SniperTestTimeAug' and cfg.tta_model.tta_cfg.max_per_img == 100
+    assert cfg.tta_model.tta_cfg.nms == dict(type='soft_nms', method='gaussian', sigma=0.55, min_score=1e-3)
