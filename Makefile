@@ -3,16 +3,20 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: env demo test benchmark-ops benchmark-chips benchmark-pipeline cuda-check
+.PHONY: env demo test benchmark-ops benchmark-chips benchmark-pipeline benchmark-inference cuda-check
 
 env:
 	tools/setup_env.sh $(VENV)
 
 # Until the real-data demo lands: SNIPER training of the tiny CPU config on synthetic data, then
-# its COCO evaluation.
+# its COCO evaluation with SNIPER's multi-scale test.
 demo: env
 	$(PY) tools/make_synthetic_data.py data/synthetic
 	$(PY) tools/train.py configs/sniper_faster_rcnn_r18_tiny_cpu.py --work-dir work_dirs/demo
+	$(PY) tools/test.py configs/sniper_faster_rcnn_r18_tiny_cpu.py work_dirs/demo/epoch_12.pth --work-dir work_dirs/demo/test
+
+benchmark-inference: env
+	$(PY) tools/benchmark_inference.py
 
 benchmark-ops: env
 	$(PY) tools/benchmark_ops.py
