@@ -15,7 +15,7 @@ again when it loads them. Logs and the dumped config go to the work dir.
 import argparse
 import copy
 
-from mmdet_sniper.engine.launch import add_launch_args, build_runner, load_config
+from mmdet_sniper.engine.launch import add_launch_args, load_config, runner_of
 
 COCO_PROPOSAL_SCALES = ((1400, 2000), (800, 1280), (480, 512))
 
@@ -58,7 +58,8 @@ def main():
                               proposals_per_view=cfg.model.test_cfg.rpn.max_per_img)
     cfg.test_cfg = dict(type='TestLoop')
     cfg.custom_hooks = list(cfg.get('custom_hooks', [])) + [dict(type='TestProgressBarHook')]
-    build_runner(cfg).test()
+    with runner_of(cfg) as runner:
+        runner.test()
 
 
 if __name__ == '__main__':

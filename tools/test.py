@@ -14,7 +14,7 @@ import argparse
 
 from mmengine.config import ConfigDict
 
-from mmdet_sniper.engine.launch import add_launch_args, build_runner, load_config
+from mmdet_sniper.engine.launch import add_launch_args, load_config, runner_of
 
 
 def parse_args():
@@ -37,13 +37,13 @@ def main():
             raise ValueError(f'{args.config} defines tta_model but no tta_pipeline (the test views)')
         cfg.model = ConfigDict(**cfg.tta_model, module=cfg.model)
         cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
-    runner = build_runner(cfg)
-    if args.out is not None:
-        if not args.out.endswith(('.pkl', '.pickle')):
-            raise ValueError(f'--out must be a .pkl or .pickle file, got {args.out!r}')
-        from mmdet.evaluation import DumpDetResults
-        runner.test_evaluator.metrics.append(DumpDetResults(out_file_path=args.out))
-    runner.test()
+    if args.out is not None and not args.out.endswith(('.pkl', '.pickle')):
+        raise ValueError(f'--out must be a .pkl or .pickle file, got {args.out!r}')
+    with runner_of(cfg) as runner:
+        if args.out is not None:
+            from mmdet.evaluation import DumpDetResults
+            runner.test_evaluator.metrics.append(DumpDetResults(out_file_path=args.out))
+        runner.test()
 
 
 if __name__ == '__main__':

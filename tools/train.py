@@ -10,7 +10,7 @@ and the dumped config into the work directory. On a machine without CUDA, ``--la
 """
 import argparse
 
-from mmdet_sniper.engine.launch import add_launch_args, build_runner, load_config
+from mmdet_sniper.engine.launch import add_launch_args, load_config, runner_of
 
 
 def parse_args():
@@ -40,7 +40,8 @@ def main():
     elif args.resume is not None:
         cfg.resume = True
         cfg.load_from = args.resume
-    build_runner(cfg).train()
+    with runner_of(cfg) as runner:
+        runner.train()
 
 
 if __name__ == '__main__':

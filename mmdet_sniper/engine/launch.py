@@ -3,8 +3,10 @@ config, and building the runner, also without CUDA."""
 import argparse
 import os
 import os.path as osp
+from contextlib import contextmanager
 
 import torch
+import torch.distributed as dist
 from mmengine.config import Config, DictAction
 
 
@@ -32,8 +34,20 @@ def load_config(args: argparse.Namespace) -> Config:
     return cfg
 
 
-def build_runner(cfg: Config):
-    """The runner of ``cfg``; without CUDA a distributed launcher gets a gloo process group first."""
+@contextmanager
+def runner_of(cfg: Config):
+    """The runner of ``cfg``; without CUDA a distributed launcher gets a gloo process group first.
+    On leaving, the process group is destroyed: left to the interpreter's exit, gloo's threads can
+    abort the process ('terminate called without an active exception') after the work is done."""
+    try:
+        yield _build_runner(cfg)
+    finally:
+        if dist.is_available() and dist.is_initialized():
+            dist.barrier()  # no rank tears down while another still talks to it
+            dist.destroy_process_group()
+
+
+def _build_runner(cfg: Config):
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
     if cfg.get('resume', False) or cfg.get('load_from'):
