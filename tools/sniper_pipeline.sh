@@ -17,8 +17,13 @@ fi
 RPN_CONFIG=$1
 DETECTOR_CONFIG=$2
 WORK_DIR=$3
-GPUS=${4:-1}
-shift $(( $# >= 4 ? 4 : 3 ))
+if [ $# -ge 4 ] && [[ $4 =~ ^[0-9]+$ ]]; then
+    GPUS=$4
+    shift 4
+else
+    GPUS=1
+    shift 3
+fi
 TOOLS=$(dirname "$0")
 PYTHON=${PYTHON:-python}
 export PYTHON
