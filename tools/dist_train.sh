@@ -1,22 +1,4 @@
 #!/usr/bin/env bash
-# tools/dist_train.sh CONFIG GPUS [train.py args]: one training process per GPU (per CPU process
-# without CUDA) through torchrun. NNODES, NODE_RANK, MASTER_ADDR and PORT work as in mmdet; PYTHON
-# picks the interpreter (default: python).
-CONFIG=$1
-GPUS=$2
-NNODES=${NNODES:-1}
-NODE_RANK=${NODE_RANK:-0}
-PORT=${PORT:-29500}
-MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
-PYTHON=${PYTHON:-python}
-
-PYTHONPATH="$(dirname "$0")/..":$PYTHONPATH \
-"$PYTHON" -m torch.distributed.run \
-    --nnodes="$NNODES" \
-    --node_rank="$NODE_RANK" \
-    --master_addr="$MASTER_ADDR" \
-    --nproc_per_node="$GPUS" \
-    --master_port="$PORT" \
-    "$(dirname "$0")/train.py" \
-    "$CONFIG" \
-    --launcher pytorch "${@:3}"
+# tools/dist_train.sh CONFIG GPUS [train.py args]: tools/train.py in one process per GPU (per CPU
+# process without CUDA) through torchrun; environment as in tools/dist_launch.sh.
+exec "$(dirname "$0")/dist_launch.sh" "$2" train.py "$1" "${@:3}"

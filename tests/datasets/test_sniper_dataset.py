@@ -199,9 +199,8 @@ def test_cache_files_are_chip_tables(coco_root, tmp_path):
     assert len(table) == len(dataset) and table.settings['chip_size'] == 256
 
 
-def test_proposals_are_pooled_by_nms_on_load_and_can_be_switched_off(coco_root, tmp_path):
+def test_proposals_are_pooled_by_nms_on_load_and_can_be_switched_off(coco_root, tmp_path, rng):
     coco, sizes, _, _ = coco_inputs(coco_root)
-    rng = np.random.default_rng(1)
     proposals = {}
     for image, (w, h) in zip(coco['images'], sizes):
         xy = rng.uniform([0, 0], [w * 0.5, h * 0.5], (40, 2))
