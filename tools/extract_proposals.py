@@ -33,7 +33,6 @@ def parse_args():
 def images_at_scale(train_dataset: dict, scale) -> dict:
     """The training images (their dataset config, without the chips) resized to ``scale``."""
     dataset = copy.deepcopy(train_dataset)
-    dataset.pop('lazy_init', None)
     dataset['pipeline'] = [
         dict(type='LoadImageFromFile'),
         dict(type='Resize', scale=tuple(scale), keep_ratio=True),

@@ -87,6 +87,8 @@ class SniperDataset:
         self.generator = ChipGenerator(scales=scales, valid_ranges=valid_ranges, chip_size=chip_size,
                                        chip_stride=chip_stride, min_iof=min_iof, neg_thresholds=neg_thresholds,
                                        neg_chips_per_image=neg_chips_per_image, device=device)
+        if proposals_nms_iou is not None and not 0 < proposals_nms_iou <= 1:
+            raise ValueError(f'proposals_nms_iou must be an IoU in (0, 1] or None, got {proposals_nms_iou!r}')
         self.proposals_file = proposals_file if neg_chips_per_image > 0 else None
         self.proposals_nms_iou = proposals_nms_iou
         self.seed = seed

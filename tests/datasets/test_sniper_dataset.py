@@ -187,6 +187,9 @@ def test_bad_input_gives_errors_that_name_the_image(coco_root, tmp_path):
     with pytest.raises(FileNotFoundError, match=r'000000\.jpg'):
         dataset[0]
 
+    with pytest.raises(ValueError, match='proposals_nms_iou must be an IoU'):
+        SniperDataset(coco_config(coco_root), cache_dir=None, proposals_nms_iou=1.5, **SETTINGS)
+
     with pytest.raises(TypeError, match='chip row'):
         dataset['a']
     with pytest.raises(IndexError, match='out of range'):
