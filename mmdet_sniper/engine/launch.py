@@ -4,6 +4,7 @@ import argparse
 import os
 import os.path as osp
 from contextlib import contextmanager
+from typing import Optional
 
 import torch
 import torch.distributed as dist
@@ -20,13 +21,19 @@ def add_launch_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
 
 
+def read_config(path: str, cfg_options: Optional[dict] = None) -> Config:
+    """The config file with ``--cfg-options`` merged."""
+    cfg = Config.fromfile(path)
+    if cfg_options is not None:
+        cfg.merge_from_dict(cfg_options)
+    return cfg
+
+
 def load_config(args: argparse.Namespace) -> Config:
     """The config with ``--cfg-options`` merged, the launcher and the work dir set."""
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
-    cfg = Config.fromfile(args.config)
+    cfg = read_config(args.config, args.cfg_options)
     cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir', None) is None:
@@ -59,3 +66,12 @@ def _build_runner(cfg: Config):
         from .cpu_distributed import init_cpu_distributed
         init_cpu_distributed(cfg.launcher, cfg)
     return Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+
+
+def build_train_dataset(cfg: Config):
+    """The config's training dataset (for SNIPER configs a ``SniperDataset``), built in mmdet's scope."""
+    from mmdet.registry import DATASETS
+    from mmdet.utils import register_all_modules
+    import mmdet_sniper  # noqa: F401  (registers the SNIPER modules)
+    register_all_modules()
+    return DATASETS.build(cfg.train_dataloader.dataset)
