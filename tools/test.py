@@ -8,7 +8,7 @@ config's test_evaluator (CocoMetric: pycocotools' AP) into the work dir. When th
 ``tta_model`` and ``tta_pipeline`` (SNIPER configs do: every test scale with its valid range,
 full-image or sliced), they are used, as mmdet's ``--tta`` would; ``--single-scale`` tests the bare
 model with ``test_dataloader``'s pipeline instead. ``--out`` also dumps the detections (a pickle of
-mmdet's per-image results).
+mmdet's per-image results); ``--show-dir`` draws them (mmdet's DetVisualizationHook).
 """
 import argparse
 
@@ -22,6 +22,7 @@ def parse_args():
     parser.add_argument('config', help='test config file path')
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('--out', help='dump the detections to this pickle file')
+    parser.add_argument('--show-dir', help='draw the detections of every test image into this folder (in the work dir)')
     parser.add_argument('--single-scale', action='store_true',
                         help="test with test_dataloader's pipeline, without the config's tta_model")
     add_launch_args(parser)
@@ -32,6 +33,9 @@ def main():
     args = parse_args()
     cfg = load_config(args)
     cfg.load_from = args.checkpoint
+    if args.show_dir is not None:
+        # mmdet's DetVisualizationHook, as mmdet's tools/test.py --show-dir turns it on.
+        cfg.default_hooks.visualization.update(draw=True, test_out_dir=args.show_dir)
     if 'tta_model' in cfg and not args.single_scale:
         if 'tta_pipeline' not in cfg:
             raise ValueError(f'{args.config} defines tta_model but no tta_pipeline (the test views)')
