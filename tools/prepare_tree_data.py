@@ -11,12 +11,10 @@ nothing if the stamp records the same wheel and split; --force rebuilds.
 """
 import argparse
 import dataclasses
-import glob
 import json
 import os
 import os.path as osp
 import shutil
-import subprocess
 import sys
 import zipfile
 
@@ -24,25 +22,10 @@ import cv2
 import numpy as np
 
 from mmdet_sniper.data.tree_crowns import TREE_SPLIT, build_coco, coco_stats, parse_voc, split_image
+from mmdet_sniper.data.wheels import fetch_wheel
 
 WHEEL = 'deepforest==2.1.0'
 SPLITS = ('train', 'val')
-
-
-def fetch_wheel(cache):
-    name, version = WHEEL.split('==')
-    found = glob.glob(osp.join(cache, f'{name}-{version}-*.whl'))
-    if found:
-        return found[0]
-    os.makedirs(cache, exist_ok=True)
-    print(f'downloading {WHEEL} into {cache}')
-    done = subprocess.run([sys.executable, '-m', 'pip', 'download', '--no-deps', WHEEL, '-d', cache],
-                          capture_output=True, text=True)
-    found = glob.glob(osp.join(cache, f'{name}-{version}-*.whl'))
-    if done.returncode or not found:
-        sys.exit(f'pip could not download {WHEEL} into {cache} (exit {done.returncode}):\n{done.stderr.strip()}\n'
-                 f'Put the wheel into {cache} by hand and rerun.')
-    return found[0]
 
 
 def build(out, wheel):
@@ -86,7 +69,7 @@ def main():
             if json.load(f) == stamp:
                 print(f'{args.out}: already built from {WHEEL} with this split, nothing to do')
                 return
-    build(args.out, fetch_wheel(osp.join(args.out, '.cache')))
+    build(args.out, fetch_wheel(WHEEL, osp.join(args.out, '.cache')))
     with open(stamp_file, 'w') as f:
         json.dump(stamp, f, indent=1)
     print(f'wrote {args.out}')
