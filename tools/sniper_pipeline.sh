@@ -8,7 +8,9 @@
 #   4. evaluate it with the config's multi-scale test     WORK_DIR/detector/test (metrics in its log)
 # GPUS > 1 runs every step with torchrun (tools/dist_*.sh). The remaining arguments go to every
 # step (e.g. --cfg-options train_dataloader.dataset.cache_dir=...); RPN_ARGS and DETECTOR_ARGS (in
-# the environment) go to one stage's training only. PYTHON picks the interpreter (default: python).
+# the environment) go to the steps of one model: the RPN's training and its proposal extraction,
+# the detector's training and its test, so that options changing a model reach every step that
+# builds it. PYTHON picks the interpreter (default: python).
 set -euo pipefail
 if [ $# -lt 3 ]; then
     sed -n '2,12p' "$0"
@@ -54,12 +56,13 @@ if [ -f "$PROPOSALS" ]; then
     echo "sniper_pipeline: $PROPOSALS exists, skipping"
 else
     RPN_CHECKPOINT=$(last_checkpoint "$WORK_DIR/rpn")
+    # shellcheck disable=SC2086
     if [ "$GPUS" -gt 1 ]; then
         "$TOOLS/dist_extract_proposals.sh" "$RPN_CONFIG" "$RPN_CHECKPOINT" "$GPUS" --out "$PROPOSALS.partial.pkl" \
-            --work-dir "$WORK_DIR/proposals" "$@"
+            --work-dir "$WORK_DIR/proposals" "$@" ${RPN_ARGS:-}
     else
         "$PYTHON" "$TOOLS/extract_proposals.py" "$RPN_CONFIG" "$RPN_CHECKPOINT" --out "$PROPOSALS.partial.pkl" \
-            --work-dir "$WORK_DIR/proposals" "$@"
+            --work-dir "$WORK_DIR/proposals" "$@" ${RPN_ARGS:-}
     fi
     mv "$PROPOSALS.partial.pkl" "$PROPOSALS"
 fi
@@ -69,8 +72,11 @@ train "$DETECTOR_CONFIG" "$WORK_DIR/detector" "$@" \
     --cfg-options "train_dataloader.dataset.proposals_file=$PROPOSALS" ${DETECTOR_ARGS:-}
 
 DETECTOR_CHECKPOINT=$(last_checkpoint "$WORK_DIR/detector")
+# shellcheck disable=SC2086
 if [ "$GPUS" -gt 1 ]; then
-    "$TOOLS/dist_test.sh" "$DETECTOR_CONFIG" "$DETECTOR_CHECKPOINT" "$GPUS" --work-dir "$WORK_DIR/detector/test" "$@"
+    "$TOOLS/dist_test.sh" "$DETECTOR_CONFIG" "$DETECTOR_CHECKPOINT" "$GPUS" --work-dir "$WORK_DIR/detector/test" \
+        "$@" ${DETECTOR_ARGS:-}
 else
-    "$PYTHON" "$TOOLS/test.py" "$DETECTOR_CONFIG" "$DETECTOR_CHECKPOINT" --work-dir "$WORK_DIR/detector/test" "$@"
+    "$PYTHON" "$TOOLS/test.py" "$DETECTOR_CONFIG" "$DETECTOR_CHECKPOINT" --work-dir "$WORK_DIR/detector/test" \
+        "$@" ${DETECTOR_ARGS:-}
 fi
