@@ -39,9 +39,11 @@ def draw_image(dataset, image: int):
         raise FileNotFoundError(f'cannot read image {dataset.image_paths[image]}')
     boxes = np.clip(dataset.gt_boxes[image], 0, np.tile(dataset.image_sizes[image], 2)).astype(np.float64)
     rows = np.flatnonzero(table.image_index == image)
+    # The float32 factors the generator judged validity with, not a recomputed ratio.
+    all_factors = pyramid.geometry(dataset.image_sizes[image:image + 1])[1][0]
     panels = []
     for scale in range(pyramid.num_scales):
-        factors = table.scaled_sizes[image, scale] / dataset.image_sizes[image]
+        factors = all_factors[scale]
         valid = pyramid.valid(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1], scale,
                               np.broadcast_to(factors, (len(boxes), 2)), table.stride) & ~dataset.gt_crowd[image]
         panel = original.copy()
