@@ -44,16 +44,18 @@ def candidate_grid(image_sizes: np.ndarray, chip_size: int, stride: int, keys: n
     ix = np.arange(xs.shape[1])[None, None, :]
     iy = np.arange(ys.shape[1])[None, :, None]
     valid = (ix < nx[:, None, None]) & (iy < ny[:, None, None])
-    k = np.where(valid, iy * nx[:, None, None] + ix, -1).reshape(B, -1)
-    priority = np.where(valid.reshape(B, -1), nth(keys[:, None], np.maximum(k, 0)), _UINT64_MAX)
+    # K spelled out: reshape(B, -1) cannot infer it when B is 0.
+    K = ys.shape[1] * xs.shape[1]
+    k = np.where(valid, iy * nx[:, None, None] + ix, -1).reshape(B, K)
+    priority = np.where(valid.reshape(B, K), nth(keys[:, None], np.maximum(k, 0)), _UINT64_MAX)
     # A stable sort of a row-major layout breaks priority ties by k, as the kernels do.
     order = np.argsort(priority, axis=1, kind='stable')
-    x1 = np.broadcast_to(xs[:, None, :], valid.shape).reshape(B, -1)
-    y1 = np.broadcast_to(ys[:, :, None], valid.shape).reshape(B, -1)
+    x1 = np.broadcast_to(xs[:, None, :], valid.shape).reshape(B, K)
+    y1 = np.broadcast_to(ys[:, :, None], valid.shape).reshape(B, K)
     width = np.minimum(chip_size, image_sizes[:, 0])[:, None]
     height = np.minimum(chip_size, image_sizes[:, 1])[:, None]
     chips = np.stack([x1, y1, x1 + width, y1 + height], axis=-1).astype(np.float32)
-    chips[~valid.reshape(B, -1)] = 0
+    chips[~valid.reshape(B, K)] = 0
     return (np.take_along_axis(chips, order[:, :, None], axis=1), np.take_along_axis(k, order, axis=1))
 
 

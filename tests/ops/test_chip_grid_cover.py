@@ -101,10 +101,13 @@ class TestChipGridCover:
 
     @pytest.mark.parametrize('B,N', [(0, 5), (3, 0)])
     def test_empty_inputs(self, device, B, N):
-        chips, box_pick = chip_grid_cover(torch.zeros(B, N, 4, device=device),
-                                          torch.ones(B, 2, dtype=torch.int64, device=device),
-                                          torch.zeros(B, dtype=torch.int64, device=device), 512, 56)
+        args = (torch.zeros(B, N, 4), torch.ones(B, 2, dtype=torch.int64), torch.zeros(B, dtype=torch.int64), 512, 56)
+        chips, box_pick = chip_grid_cover(*(a.to(device) if torch.is_tensor(a) else a for a in args))
         assert chips.shape == (B, N, 4) and box_pick.shape == (B, N)
+        # The reference is the dense composition that chip_grid_cover runs on CUDA.
+        expected_chips, expected_pick = reference.chip_grid_cover(*args)
+        torch.testing.assert_close(chips.cpu(), expected_chips)
+        torch.testing.assert_close(box_pick.cpu(), expected_pick)
 
     @pytest.mark.parametrize('change,error,match', [
         (dict(boxes=torch.full((1, 2, 4), float('nan'))), ValueError, 'boxes must hold finite'),
