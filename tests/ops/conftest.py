@@ -11,7 +11,8 @@ DEVICES = ['cpu', pytest.param('cuda', marks=pytest.mark.skipif(not torch.cuda.i
 
 @pytest.fixture(params=DEVICES)
 def device(request):
-    return torch.device(request.param)
+    # With its index, as tensors report it: torch.device('cuda') != torch.device('cuda', 0).
+    return torch.empty(0, device=request.param).device
 
 
 @pytest.fixture
