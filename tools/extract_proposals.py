@@ -6,7 +6,8 @@ that stage 2 mines negative chips from.
 
 Reads the config's training images (the dataset inside its SniperDataset, with the same filtering,
 so the file matches stage 2's images) and the checkpoint. Each image is resized to each of the
-config's ``proposal_scales`` ((short, long) pairs; the authors: (1400, 2000), (800, 1280), (480, 512))
+config's ``proposal_scales`` (factors or (short, long) pairs; the authors: (1400, 2000), (800, 1280),
+(480, 512))
 and the RPN keeps its top proposals after NMS (the config's ``model.test_cfg.rpn``: 300 at IoU 0.7).
 Writes OUT (``.pkl`` or ``.json``): ``{image id: float32 [P, 5]}``, ``x1, y1, x2, y2, score`` in
 original-image pixels, all scales pooled, highest score first; ``SniperDataset`` applies NMS at 0.7
@@ -16,6 +17,7 @@ import argparse
 import copy
 
 from mmdet_sniper.engine.launch import add_launch_args, load_config, runner_of
+from mmdet_sniper.transforms.test_scale import resize_args
 
 COCO_PROPOSAL_SCALES = ((1400, 2000), (800, 1280), (480, 512))
 
@@ -31,11 +33,12 @@ def parse_args():
 
 
 def images_at_scale(train_dataset: dict, scale) -> dict:
-    """The training images (their dataset config, without the chips) resized to ``scale``."""
+    """The training images (their dataset config, without the chips) resized to ``scale``: a factor
+    or ``(short, long)`` sides."""
     dataset = copy.deepcopy(train_dataset)
     dataset['pipeline'] = [
         dict(type='LoadImageFromFile'),
-        dict(type='Resize', scale=tuple(scale), keep_ratio=True),
+        dict(type='Resize', keep_ratio=True, **resize_args(scale)),
         dict(type='PackDetInputs', meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')),
     ]
     return dataset

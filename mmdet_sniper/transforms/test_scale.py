@@ -21,6 +21,16 @@ def _check_valid_range(valid_range: Sequence[Real]) -> Tuple[Real, Real]:
     return lo, hi
 
 
+def resize_args(scale) -> dict:
+    """``Resize`` arguments for one test scale: a number is a factor of the original image
+    (``scale_factor``), a pair is ``(short, long)`` sides (``scale``)."""
+    if isinstance(scale, Real) and not isinstance(scale, bool) and scale > 0:
+        return dict(scale_factor=float(scale))
+    if isinstance(scale, Sequence) and len(scale) == 2 and all(isinstance(v, Real) and v > 0 for v in scale):
+        return dict(scale=tuple(scale))
+    raise ValueError(f'a test scale must be a factor > 0 or a (short, long) pair of sides > 0 in pixels, got {scale!r}')
+
+
 @TRANSFORMS.register_module()
 class SniperTestScale(Resize):
     """mmdet's ``Resize`` with ``keep_ratio=True`` that also records the scale's valid range.
@@ -64,7 +74,8 @@ class SniperTestViews(TestTimeAug):
     :class:`~mmdet_sniper.models.sniper_tta.SniperTestTimeAug` needs.
 
     Args:
-        scales: per scale, ``SniperTestScale``'s ``scale``: a ``(short, long)`` sides pair.
+        scales: per scale, a factor of the original image (``2.0``) or ``(short, long)`` sides
+            (``(800, 1280)``); see :func:`resize_args`.
         valid_ranges: per scale, its ``(lo, hi)`` in original pixels (-1: unbounded).
         flip: add the horizontally flipped view of every scale.
         with_annotations: load the ground truth too (``LoadAnnotations``), for evaluation.
@@ -79,7 +90,7 @@ class SniperTestViews(TestTimeAug):
                              f'and {len(valid_ranges)} valid_ranges')
         if 'valid_range' not in meta_keys:
             raise ValueError("meta_keys must hold 'valid_range': SniperTestTimeAug filters each view by it")
-        transforms = [[dict(type='SniperTestScale', scale=s, valid_range=r) for s, r in zip(scales, valid_ranges)]]
+        transforms = [[dict(type='SniperTestScale', valid_range=r, **resize_args(s)) for s, r in zip(scales, valid_ranges)]]
         if flip:
             transforms.append([dict(type='RandomFlip', prob=1.0), dict(type='RandomFlip', prob=0.0)])
         if with_annotations:

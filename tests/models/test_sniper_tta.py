@@ -277,9 +277,20 @@ class TestSniperTestViews:
         assert got == sorted([((480, 640), (-1, 40), True), ((480, 640), (-1, 40), False),
                               ((240, 320), (20, -1), True), ((240, 320), (20, -1), False)])
 
+    def test_factors_and_sides_mix(self):
+        # 2x and 1x as factors, the last view with its long side at 256 px (a (short, long) pair).
+        views = TRANSFORMS.build(dict(type='SniperTestViews', scales=(2.0, 1, (256, 256)),
+                                      valid_ranges=((-1, 40), (20, 80), (56, -1)), flip=False, with_annotations=False))
+        out = views(dict(img=np.zeros((300, 500, 3), np.uint8), img_id=0, img_path='x.jpg', ori_shape=(300, 500)))
+        got = [(s.img_shape, s.valid_range) for s in out['data_samples']]
+        assert got == [((600, 1000), (-1, 40)), ((300, 500), (20, 80)), ((154, 256), (56, -1))]
+
     @pytest.mark.parametrize('kwargs, message', [
         (dict(scales=((800, 1280),), valid_ranges=()), 'one range per scale'),
         (dict(scales=(), valid_ranges=()), 'one range per scale'),
+        (dict(scales=(0.0,), valid_ranges=((-1, -1),)), 'factor > 0 or a'),
+        (dict(scales=((800, 1280, 3),), valid_ranges=((-1, -1),)), 'factor > 0 or a'),
+        (dict(scales=('2x',), valid_ranges=((-1, -1),)), 'factor > 0 or a'),
         (dict(scales=((800, 1280),), valid_ranges=((-1, 90),), meta_keys=('img_id',)), "must hold 'valid_range'")])
     def test_bad_arguments(self, kwargs, message):
         with pytest.raises(ValueError, match=message):
