@@ -13,7 +13,9 @@ register_all_modules()
 
 
 @pytest.mark.parametrize('name', ['sniper_faster_rcnn.py', 'sniper_faster_rcnn_r18_tiny_cpu.py', 'sniper_rpn.py',
-                                  'sniper_rpn_r18_tiny_cpu.py'])
+                                  'sniper_rpn_r18_tiny_cpu.py', 'sniper_faster_rcnn_mnv2_tiny_cpu.py',
+                                  'sniper_rpn_mnv2_tiny_cpu.py', 'sniper_faster_rcnn_mnv2_trees_cpu.py',
+                                  'sniper_rpn_mnv2_trees_cpu.py'])
 def test_config_inherits_mmdet_and_builds_the_sniper_model(name):
     cfg = Config.fromfile(str(CONFIGS / name))
     assert cfg.custom_imports.imports == ['mmdet_sniper']
@@ -50,3 +52,43 @@ def test_the_coco_config_has_the_papers_settings():
     assert [tuple(r) for r in views.valid_ranges] == [(-1, 90), (32, 180), (75, -1)]
     assert cfg.tta_model.type == 'SniperTestTimeAug' and cfg.tta_model.tta_cfg.max_per_img == 100
     assert cfg.tta_model.tta_cfg.nms == dict(type='soft_nms', method='gaussian', sigma=0.55, min_score=1e-3)
+
+
+def test_the_tree_configs_test_and_extract_at_their_training_scales():
+    detector = Config.fromfile(str(CONFIGS / 'sniper_faster_rcnn_mnv2_trees_cpu.py'))
+    rpn = Config.fromfile(str(CONFIGS / 'sniper_rpn_mnv2_trees_cpu.py'))
+    for cfg in (detector, rpn):
+        dataset = cfg.train_dataloader.dataset
+        assert tuple(dataset.scales) == (2.0, 1.0, 256) and dataset.chip_size == 256
+        assert dataset.dataset.data_root.endswith('trees/train/') and dataset.dataset.metainfo.classes == ('tree',)
+        assert cfg.val_dataloader.dataset.metainfo.classes == ('tree',)
+        assert cfg.model.backbone.type == 'MobileNetV2'
+    assert detector.model.roi_head.bbox_head.num_classes == 1
+    # The last training scale is the long side in pixels: the same view is a (256, 256) pair at test.
+    views = detector.tta_pipeline[-1]
+    assert [s if isinstance(s, float) else tuple(s) for s in views.scales] == [2.0, 1.0, (256, 256)]
+    assert [s if isinstance(s, float) else tuple(s) for s in rpn.proposal_scales] == [2.0, 1.0, (256, 256)]
+
+
+def test_another_detector_takes_sniper_by_inheritance():
+    """RetinaNet trains on SNIPER's chips with its ignore regions, and tests with SNIPER's views."""
+    import torch
+    from mmdet.structures import DetDataSample
+    from mmengine.structures import InstanceData
+
+    cfg = Config.fromfile(str(CONFIGS / 'sniper_retinanet.py'))
+    assert cfg.train_dataloader.dataset.type == 'SniperDataset'
+    assert cfg.tta_model.type == 'SniperTestTimeAug' and cfg.tta_pipeline[-1].type == 'SniperTestViews'
+    assert cfg.custom_hooks == [dict(type='ChipSamplerResumeHook')]
+    cfg.model.backbone.init_cfg = None
+    model = MODELS.build(cfg.model)
+    assert type(model).__name__ == 'RetinaNet' and type(model.bbox_head.assigner).__name__ == 'IgnoreRegionAssigner'
+    assert model.bbox_head.assigner.assigner.pos_iou_thr == 0.5  # RetinaNet's own rule inside
+
+    torch.manual_seed(0)
+    sample = DetDataSample(metainfo=dict(img_shape=(128, 128), pad_shape=(128, 128), batch_input_shape=(128, 128)))
+    sample.gt_instances = InstanceData(bboxes=torch.tensor([[10., 10., 50., 60.]]), labels=torch.tensor([3]))
+    sample.ignored_instances = InstanceData(bboxes=torch.tensor([[60., 60., 120., 120.]]), labels=torch.tensor([0]))
+    losses = model.loss(torch.rand(1, 3, 128, 128), [sample])
+    total = sum(v.sum() for v in losses.values() if torch.is_tensor(v))
+    assert torch.isfinite(total) and total > 0

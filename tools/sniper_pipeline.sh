@@ -10,10 +10,11 @@
 # step (e.g. --cfg-options train_dataloader.dataset.cache_dir=...); RPN_ARGS and DETECTOR_ARGS (in
 # the environment) go to the steps of one model: the RPN's training and its proposal extraction,
 # the detector's training and its test, so that options changing a model reach every step that
-# builds it. PYTHON picks the interpreter (default: python).
+# builds it. TEST_ARGS go to the final test alone (e.g. --show-dir vis). PYTHON picks the interpreter
+# (default: python).
 set -euo pipefail
 if [ $# -lt 3 ]; then
-    sed -n '2,12p' "$0"
+    sed -n '2,13p' "$0"
     exit 2
 fi
 RPN_CONFIG=$1
@@ -75,8 +76,8 @@ DETECTOR_CHECKPOINT=$(last_checkpoint "$WORK_DIR/detector")
 # shellcheck disable=SC2086
 if [ "$GPUS" -gt 1 ]; then
     "$TOOLS/dist_test.sh" "$DETECTOR_CONFIG" "$DETECTOR_CHECKPOINT" "$GPUS" --work-dir "$WORK_DIR/detector/test" \
-        "$@" ${DETECTOR_ARGS:-}
+        "$@" ${DETECTOR_ARGS:-} ${TEST_ARGS:-}
 else
     "$PYTHON" "$TOOLS/test.py" "$DETECTOR_CONFIG" "$DETECTOR_CHECKPOINT" --work-dir "$WORK_DIR/detector/test" \
-        "$@" ${DETECTOR_ARGS:-}
+        "$@" ${DETECTOR_ARGS:-} ${TEST_ARGS:-}
 fi
