@@ -15,18 +15,8 @@ model = dict(
 
 train_dataloader = {{_base_.sniper_train_dataloader}}
 
-# SNIPER's test (tools/test.py uses it): the full image at each scale, each scale's detections kept
-# only inside its valid range (original pixels, lo^2 < area <= hi^2), all merged per class by
-# Gaussian soft-NMS, the best 100 kept. tta_model.sliced=True runs each scale in chip_size tiles
-# instead, for images far larger than a chip.
-tta_model = dict(
-    type='SniperTestTimeAug',
-    tta_cfg=dict(nms=dict(type='soft_nms', method='gaussian', sigma=0.55, min_score=1e-3), max_per_img=100))
-tta_pipeline = [
-    dict(type='LoadImageFromFile'),
-    # Each scale, flipped and not: (short, long) sides, and its valid range in original pixels.
-    dict(type='SniperTestViews', scales=((1400, 2000), (800, 1280), (480, 512)),
-         valid_ranges=((-1, 90), (32, 180), (75, -1)))]
-
+# SNIPER's multi-scale test with valid ranges (tools/test.py uses it).
+tta_model = {{_base_.sniper_tta_model}}
+tta_pipeline = {{_base_.sniper_tta_pipeline}}
 # Not tuned for chips yet: mmdet's lr for 16 images, with a batch of 128 chips.
 auto_scale_lr = dict(enable=False, base_batch_size=128)

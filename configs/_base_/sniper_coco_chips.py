@@ -1,6 +1,8 @@
-# SNIPER's training data on COCO, shared by the RPN (stage 1) and detector (stage 2) configs. The
-# names are SNIPER's own, so that this base merges with mmdet's; a config takes them over with
+# SNIPER's training data and test on COCO, shared by the RPN (stage 1) and detector (stage 2)
+# configs of any mmdet detector. The names are SNIPER's own, so that this base merges with mmdet's;
+# a config takes them over with
 #   train_dataloader = {{_base_.sniper_train_dataloader}}
+#   tta_model = {{_base_.sniper_tta_model}}
 custom_imports = dict(imports=['mmdet_sniper'], allow_failed_imports=False)
 
 # Scales: 3x and 1.667x the original image, and the image with its longest side at 512 px. Each
@@ -43,6 +45,19 @@ sniper_train_dataloader = dict(
             data_prefix=dict(img='train2017/'),
             filter_cfg=dict(filter_empty_gt=True, min_size=32),
             pipeline=sniper_train_pipeline)))
+
+# SNIPER's test (tools/test.py uses it): the full image at each scale, each scale's detections kept
+# only inside its valid range (original pixels, lo^2 < area <= hi^2), all merged per class by
+# Gaussian soft-NMS, the best 100 kept. tta_model.sliced=True runs each scale in chip_size tiles
+# instead, for images far larger than a chip.
+sniper_tta_model = dict(
+    type='SniperTestTimeAug',
+    tta_cfg=dict(nms=dict(type='soft_nms', method='gaussian', sigma=0.55, min_score=1e-3), max_per_img=100))
+sniper_tta_pipeline = [
+    dict(type='LoadImageFromFile'),
+    # Each scale, flipped and not: (short, long) sides, and its valid range in original pixels.
+    dict(type='SniperTestViews', scales=((1400, 2000), (800, 1280), (480, 512)),
+         valid_ranges=((-1, 90), (32, 180), (75, -1)))]
 
 # Anchors with IoU > 0.3 to an ignore region (an out-of-range, crowd or cut ground-truth box) are
 # neither positives nor negatives.
