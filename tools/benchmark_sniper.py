@@ -32,6 +32,9 @@ import time
 
 import mmcv
 import numpy as np
+import torch
+from mmdet.structures.bbox import bbox_overlaps
+from pycocotools.coco import COCO
 
 from mmdet_sniper.engine.launch import build_train_dataset, read_config
 from mmdet_sniper.transforms.test_scale import resize_args
@@ -171,9 +174,6 @@ def pixels_per_image(cfg, resizes: list, image_sizes: np.ndarray, chip_size: int
 
 def false_positives_per_image(detections_file: str, ann_file: str, min_score: float = 0.5) -> float:
     """Detections scoring >= min_score that match no ground-truth box of their class at IoU 0.5."""
-    from pycocotools.coco import COCO
-    from mmdet.structures.bbox import bbox_overlaps
-    import torch
     coco = COCO(ann_file)
     label_to_cat = sorted(coco.getCatIds())
     with open(detections_file, 'rb') as f:
@@ -213,7 +213,8 @@ def run_variant(dataset: dict, variant: str, args, proposals: str, work_dir: str
     test_dir = osp.join(run_dir, 'test')
     run('tools/test.py', config_file, osp.join(run_dir, f'iter_{args.iters}.pth'), '--work-dir', test_dir,
         '--out', detections, *test_args)
-    metrics = json.load(open(sorted(glob.glob(osp.join(test_dir, '*', '*.json')))[-1]))
+    with open(sorted(glob.glob(osp.join(test_dir, '*', '*.json')))[-1]) as f:
+        metrics = json.load(f)
     return dict(
         variant=variant, name=VARIANTS[variant],
         # CocoMetric reports nothing when a model detects nothing at all: AP 0.
@@ -241,7 +242,10 @@ def main():
     os.makedirs(work_dir, exist_ok=True)
     run(*dataset['prepare'])
     results_file = osp.join(work_dir, 'results.json')
-    results = json.load(open(results_file)) if osp.exists(results_file) else {}
+    results = {}
+    if osp.exists(results_file):
+        with open(results_file) as f:
+            results = json.load(f)
     needs_proposals = {'c', 'e'} & set(args.variants)
     proposals = (args.proposals or train_rpn_proposals(dataset, work_dir)) if needs_proposals else None
     for variant in args.variants:
