@@ -172,10 +172,11 @@ def pixels_per_image(cfg, resizes: list, image_sizes: np.ndarray, chip_size: int
     return total / len(image_sizes)
 
 
-def false_positives_per_image(detections_file: str, ann_file: str, min_score: float = 0.5) -> float:
+def false_positives_per_image(detections_file: str, ann_file: str, classes: tuple, min_score: float = 0.5) -> float:
     """Detections scoring >= min_score that match no ground-truth box of their class at IoU 0.5."""
     coco = COCO(ann_file)
-    label_to_cat = sorted(coco.getCatIds())
+    # Labels index the config's classes, as CocoDataset maps them, whatever the file's category ids.
+    label_to_cat = coco.getCatIds(catNms=list(classes))
     with open(detections_file, 'rb') as f:
         results = pickle.load(f)
     false_positives = 0
@@ -220,7 +221,8 @@ def run_variant(dataset: dict, variant: str, args, proposals: str, work_dir: str
         # CocoMetric reports nothing when a model detects nothing at all: AP 0.
         **{k: metrics.get(f'coco/bbox_mAP{s}', 0.0) for k, s in
            (('AP', ''), ('AP50', '_50'), ('AP_s', '_s'), ('AP_m', '_m'), ('AP_l', '_l'))},
-        fp_per_image=false_positives_per_image(detections, cfg.test_evaluator.ann_file),
+        fp_per_image=false_positives_per_image(detections, cfg.test_evaluator.ann_file,
+                                               cfg.test_dataloader.dataset.metainfo.classes),
         pixels_per_image=pixels, train_seconds=train_seconds)
 
 
