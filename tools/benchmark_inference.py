@@ -9,8 +9,9 @@ written): --images images of 640x480, and one of 2000x1500, then times, per imag
 - sliced: each view cut into 256-px tiles (default overlap), tiles_per_batch at a time;
 
 for all three scales together (the merge included) and for each scale's two views alone. The 640x480
-images use the tiny config's test scales: short side 960 (long side <= 1280, 2x), 480 (1x), and the long
-side at 256; the 2000x1500 image, as aerial images are tested, 1x, 0.5x and the long side at 256. The data
+images use the tiny config's test scales (SniperTestViews in its tta_pipeline): short side 960 (long side
+<= 1280, 2x), 480 (1x), and the long side at 256; the 2000x1500 image, as aerial images are tested, 1x,
+0.5x and the long side at 256. Both use the config's valid ranges. The data
 pipeline (decode, resize, flip, pack) runs once before timing and is not counted. Each row is the best of
 --repeat passes after a warm-up, with one torch thread and with torch's default thread count.
 
@@ -24,12 +25,7 @@ import time
 import torch
 
 CONFIG = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'configs', 'sniper_faster_rcnn_r18_tiny_cpu.py')
-RANGES = ((-1, 56), (24, 128), (64, -1))
-IMAGE_SETS = (
-    # (name, (width, height), per scale SniperTestScale's resize arguments)
-    ('640x480', (640, 480), (dict(scale=(960, 1280)), dict(scale=(480, 640)), dict(scale=(256, 256)))),
-    ('2000x1500', (2000, 1500), (dict(scale_factor=1.0), dict(scale_factor=0.5), dict(scale=(256, 256)))),
-)
+AERIAL_SCALES = (1.0, 0.5, (256, 256))
 CHIP_SIZE = 256
 META_KEYS = ('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor', 'flip', 'flip_direction', 'valid_range')
 
@@ -44,12 +40,12 @@ def parse_args():
     return parser.parse_args()
 
 
-def pipeline(resizes):
+def pipeline(resizes, ranges):
     from mmengine.dataset import Compose
     return Compose([
         dict(type='LoadImageFromFile'),
         dict(type='TestTimeAug', transforms=[
-            [dict(type='SniperTestScale', valid_range=r, **resize) for resize, r in zip(resizes, RANGES)
+            [dict(type='SniperTestScale', valid_range=r, **resize) for resize, r in zip(resizes, ranges)
              if resize is not None],
             [dict(type='RandomFlip', prob=1.0), dict(type='RandomFlip', prob=0.0)],
             [dict(type='PackDetInputs', meta_keys=META_KEYS)]])])
@@ -80,11 +76,18 @@ def main():
     import mmdet_sniper  # noqa: F401  (registers the SNIPER modules)
     from mmdet_sniper.models.sniper_tta import SniperTestTimeAug
     from mmdet_sniper.testing.synthetic_coco import write_synthetic_coco
-    from mmdet_sniper.transforms.test_scale import SniperTestScale  # noqa: F401  (registers it)
+    from mmdet_sniper.transforms.test_scale import resize_args
     register_all_modules()
 
+    cfg = Config.fromfile(CONFIG)
+    test_views = next(t for t in cfg.tta_pipeline if t['type'] == 'SniperTestViews')
+    ranges = test_views['valid_ranges']
+    image_sets = (  # (name, (width, height), per scale SniperTestScale's resize arguments)
+        ('640x480', (640, 480), [resize_args(s) for s in test_views['scales']]),
+        ('2000x1500', (2000, 1500), [resize_args(s) for s in AERIAL_SCALES]))
+
     torch.manual_seed(0)
-    detector = MODELS.build(Config.fromfile(CONFIG).model).to(args.device).eval()
+    detector = MODELS.build(cfg.model).to(args.device).eval()
     models = {sliced: SniperTestTimeAug(module=detector, sliced=sliced, chip_size=CHIP_SIZE,
                                         tiles_per_batch=args.tiles_per_batch)
               for sliced in (False, True)}
@@ -92,13 +95,13 @@ def main():
 
     with tempfile.TemporaryDirectory() as root:
         jobs = []
-        for (name, size, resizes), count in zip(IMAGE_SETS, (args.images, 1)):
+        for (name, size, resizes), count in zip(image_sets, (args.images, 1)):
             folder = osp.join(root, name)
             write_synthetic_coco(folder, count, seed=0, image_size=size, size_range=(8, 400))
             paths = [osp.join(folder, 'images', f'{i:06d}.jpg') for i in range(count)]
             # All scales, then each scale alone.
             subsets = [resizes] + [[r if i == j else None for j, r in enumerate(resizes)] for i in range(3)]
-            batches = [[pseudo_collate([pipeline(subset)(dict(img_path=path, img_id=i))]) for i, path in
+            batches = [[pseudo_collate([pipeline(subset, ranges)(dict(img_path=path, img_id=i))]) for i, path in
                         enumerate(paths)] for subset in subsets]
             tiles = sum(len(models[True].tile_grid(samples[0])) for samples in batches[0][0]['data_samples'])
             for sliced in (False, True):
