@@ -158,3 +158,31 @@ def test_a_chip_without_boxes_trains_as_background(data_root, one_thread):
         total = sum(v if isinstance(v, torch.Tensor) else sum(v) for k, v in losses.items() if 'loss' in k)
         assert torch.isfinite(total) and total > 0  # the RPN still learns the chip's background
         total.backward()
+
+
+def _train_losses(data_root, work_dir, *args):
+    env = dict(os.environ, SNIPER_DATA_ROOT=f'{data_root}/', OMP_NUM_THREADS='1')
+    result = subprocess.run(
+        [sys.executable, str(ROOT / 'tools' / 'train.py'), str(CONFIG), '--work-dir', str(work_dir), *args,
+         '--cfg-options', 'train_cfg.max_epochs=1', 'val_cfg=None', 'val_dataloader=None', 'val_evaluator=None',
+         f'train_dataloader.dataset.cache_dir={work_dir.parent / "cache"}', 'default_hooks.logger.interval=1',
+         'log_processor.window_size=1'],
+        capture_output=True, text=True, env=env, timeout=600, cwd=str(ROOT))
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    scalars = glob.glob(str(work_dir / '*' / 'vis_data' / 'scalars.json'))
+    return [json.loads(line)['loss'] for line in Path(scalars[0]).read_text().splitlines() if '"loss"' in line]
+
+
+def test_seed_repeats_a_training_run_and_another_seed_changes_it(data_root, tmp_path):
+    first = _train_losses(data_root, tmp_path / 'first', '--seed', '5')
+    again = _train_losses(data_root, tmp_path / 'again', '--seed', '5', '--deterministic')
+    other = _train_losses(data_root, tmp_path / 'other', '--seed', '6')
+    assert len(first) >= 4 and np.isfinite(first).all()
+    assert first == again
+    assert other != first
+
+
+def test_deterministic_without_seed_is_refused(tmp_path):
+    result = subprocess.run([sys.executable, str(ROOT / 'tools' / 'train.py'), str(CONFIG), '--deterministic',
+                             '--work-dir', str(tmp_path)], capture_output=True, text=True, timeout=300, cwd=str(ROOT))
+    assert result.returncode != 0 and '--deterministic needs --seed N' in result.stderr

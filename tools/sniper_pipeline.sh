@@ -10,11 +10,11 @@
 # step (e.g. --cfg-options train_dataloader.dataset.cache_dir=...); RPN_ARGS and DETECTOR_ARGS (in
 # the environment) go to the steps of one model: the RPN's training and its proposal extraction,
 # the detector's training and its test, so that options changing a model reach every step that
-# builds it. TEST_ARGS go to the final test alone (e.g. --show-dir vis). PYTHON picks the interpreter
-# (default: python).
+# builds it. TEST_ARGS go to the final test alone (e.g. --show-dir vis). SEED seeds both trainings
+# (tools/train.py --seed). PYTHON picks the interpreter (default: python).
 set -euo pipefail
 if [ $# -lt 3 ]; then
-    sed -n '2,13p' "$0"
+    sed -n '2,14p' "$0"
     exit 2
 fi
 RPN_CONFIG=$1
@@ -37,6 +37,9 @@ last_checkpoint() { cat "$1/last_checkpoint"; }
 train() {  # CONFIG WORK_DIR ARGS...
     local config=$1 work_dir=$2
     shift 2
+    if [ -n "${SEED:-}" ]; then
+        set -- --seed "$SEED" "$@"
+    fi
     if [ -f "$work_dir/.done" ]; then
         echo "sniper_pipeline: $work_dir is trained, skipping"
         return

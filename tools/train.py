@@ -18,6 +18,10 @@ def parse_args():
     parser.add_argument('config', help='train config file path')
     parser.add_argument('--amp', action='store_true', help='enable automatic mixed precision training')
     parser.add_argument('--auto-scale-lr', action='store_true', help='enable automatically scaling the lr')
+    parser.add_argument('--seed', type=int, help="random seed of the run (mmengine's randomness.seed): weights, "
+                        'data order and augmentation; the chips themselves are named by the dataset\'s own seed')
+    parser.add_argument('--deterministic', action='store_true',
+                        help='make cuDNN deterministic too (needs --seed; slower on a GPU)')
     parser.add_argument('--resume', nargs='?', type=str, const='auto',
                         help='resume from this checkpoint, or without a path from the latest one in the work dir')
     add_launch_args(parser)
@@ -34,6 +38,10 @@ def main():
         if 'auto_scale_lr' not in cfg or 'base_batch_size' not in cfg.auto_scale_lr:
             raise RuntimeError('--auto-scale-lr needs auto_scale_lr.base_batch_size in the config')
         cfg.auto_scale_lr.enable = True
+    if args.deterministic and args.seed is None:
+        raise ValueError('--deterministic needs --seed N')
+    if args.seed is not None:
+        cfg.randomness = dict(seed=args.seed, deterministic=args.deterministic)
     if args.resume == 'auto':
         cfg.resume = True
         cfg.load_from = None
