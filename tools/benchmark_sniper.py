@@ -2,7 +2,7 @@
 training iterations and batch size.
 
     python tools/benchmark_sniper.py trees --iters 300 --batch 2 --proposals work_dirs/demo/proposals.pkl
-    python tools/benchmark_sniper.py synthetic --iters 300 --batch 2
+    python tools/benchmark_sniper.py synthetic --iters 300 --batch 2 --seeds 0 1 2
 
 Variants, all built from the dataset's SNIPER detector config (its model, scales and schedule shape):
   a  single-scale full-image training (the original image), single-scale test
@@ -11,13 +11,17 @@ Variants, all built from the dataset's SNIPER detector config (its model, scales
   c  SNIPER: positive and negative chips at the 3 scales, SNIPER's multi-scale test
   d  SNIPER without negative chips
   e  SNIPER at 2 scales, the finest dropped (its training and test scale)
-For each: COCO AP, AP50, AP_small/medium/large on the validation split, false positives per image
+Each variant is trained once per seed (``tools/train.py --seed``); the table gives, per column, the
+mean and the sample standard deviation over the seeds run. For each: COCO AP, AP50,
+AP75, AP_small/medium/large on the validation split, false positives per image
 (detections scoring >= 0.5 that match no ground truth at IoU 0.5), pixels processed per training
-image per epoch (chips count whole, padding included) and the training wall time.
+image per epoch (chips count whole, padding included) and the training wall time. The SNIPER
+checkpoints (c, d, e) are also tested at 1x alone and with flipped views added to SNIPER's test.
 
 Negative chips need RPN proposals: --proposals, else the dataset's RPN config is trained and its
-proposals extracted into WORK_DIR first. Writes WORK_DIR/<variant>/ (config, checkpoint, test logs),
-WORK_DIR/results.json (a finished variant is not run again) and prints a markdown table.
+proposals extracted into WORK_DIR first. Writes WORK_DIR/<variant>/seed<N>/ (config, checkpoint, test logs),
+WORK_DIR/results.json (a finished (variant, seed) is not run again, so a benchmark can be completed
+over several invocations) and prints a markdown table.
 """
 import argparse
 import copy
@@ -60,6 +64,7 @@ def parse_args():
     parser.add_argument('--iters', type=int, default=300, help='training iterations of every variant')
     parser.add_argument('--batch', type=int, default=2, help='images or chips per iteration')
     parser.add_argument('--variants', nargs='+', choices=sorted(VARIANTS), default=sorted(VARIANTS))
+    parser.add_argument('--seeds', nargs='+', type=int, default=[0], help='train every variant once per seed')
     parser.add_argument('--proposals', help="RPN proposals of the training images (else the RPN stage runs here)")
     parser.add_argument('--work-dir', help='default: work_dirs/benchmark_sniper_<dataset>')
     return parser.parse_args()
@@ -137,12 +142,13 @@ def variant_config(dataset: dict, variant: str, args, proposals: str):
     views = cfg.tta_pipeline[-1]
     resizes = {'a': [resize_args(1.0)], 'b': pyramid_resizes(sniper)}.get(variant)
     test_args = []
+    # Every single-scale test, (a)'s and that of the SNIPER checkpoints, sees the original image.
+    test_pipeline = cfg.test_dataloader.dataset.pipeline
+    for i, step in enumerate(test_pipeline):
+        if step['type'] == 'Resize':
+            test_pipeline[i] = dict(type='Resize', keep_ratio=True, **resize_args(1.0))
     if variant == 'a':
         full_image_train(cfg, resizes, args.batch)
-        test_pipeline = cfg.test_dataloader.dataset.pipeline
-        for i, step in enumerate(test_pipeline):
-            if step['type'] == 'Resize':
-                test_pipeline[i] = dict(type='Resize', keep_ratio=True, **resize_args(1.0))
         test_args = ['--single-scale']
     elif variant == 'b':
         full_image_train(cfg, resizes, args.batch)
@@ -196,9 +202,28 @@ def false_positives_per_image(detections_file: str, ann_file: str, classes: tupl
     return false_positives / len(results)
 
 
-def run_variant(dataset: dict, variant: str, args, proposals: str, work_dir: str) -> dict:
+# A SNIPER checkpoint is also tested at 1x alone and with flipped views added to SNIPER's test.
+OTHER_TESTS = {'single-scale (1x)': ['--single-scale'],
+               'SNIPER test, flipped views added': ['--cfg-options', 'tta_pipeline.1.flip=True']}
+SNIPER_VARIANTS = ('c', 'd', 'e')
+METRICS = (('AP', ''), ('AP50', '_50'), ('AP75', '_75'), ('AP_s', '_s'), ('AP_m', '_m'), ('AP_l', '_l'))
+
+
+def test_checkpoint(cfg, config_file: str, checkpoint: str, test_dir: str, *test_args) -> dict:
+    """COCO metrics and false positives per image of one test of a checkpoint."""
+    detections = osp.join(test_dir, 'detections.pkl')
+    run('tools/test.py', config_file, checkpoint, '--work-dir', test_dir, '--out', detections, *test_args)
+    with open(sorted(glob.glob(osp.join(test_dir, '*', '*.json')))[-1]) as f:
+        metrics = json.load(f)
+    # CocoMetric reports nothing when a model detects nothing at all: AP 0.
+    return dict(**{k: metrics.get(f'coco/bbox_mAP{s}', 0.0) for k, s in METRICS},
+                fp_per_image=false_positives_per_image(detections, cfg.test_evaluator.ann_file,
+                                                       cfg.test_dataloader.dataset.metainfo.classes))
+
+
+def run_variant(dataset: dict, variant: str, seed: int, args, proposals: str, work_dir: str) -> dict:
     cfg, resizes, test_args = variant_config(dataset, variant, args, proposals)
-    run_dir = osp.join(work_dir, variant)
+    run_dir = osp.join(work_dir, variant, f'seed{seed}')
     os.makedirs(run_dir, exist_ok=True)
     config_file = osp.join(run_dir, 'config.py')
     cfg.dump(config_file)
@@ -208,32 +233,60 @@ def run_variant(dataset: dict, variant: str, args, proposals: str, work_dir: str
     pixels = pixels_per_image(cfg, resizes, image_sizes, images.chip_size)
 
     start = time.perf_counter()
-    run('tools/train.py', config_file, '--work-dir', run_dir)
+    run('tools/train.py', config_file, '--work-dir', run_dir, '--seed', str(seed))
     train_seconds = time.perf_counter() - start
-    detections = osp.join(run_dir, 'detections.pkl')
-    test_dir = osp.join(run_dir, 'test')
-    run('tools/test.py', config_file, osp.join(run_dir, f'iter_{args.iters}.pth'), '--work-dir', test_dir,
-        '--out', detections, *test_args)
-    with open(sorted(glob.glob(osp.join(test_dir, '*', '*.json')))[-1]) as f:
-        metrics = json.load(f)
-    return dict(
-        variant=variant, name=VARIANTS[variant],
-        # CocoMetric reports nothing when a model detects nothing at all: AP 0.
-        **{k: metrics.get(f'coco/bbox_mAP{s}', 0.0) for k, s in
-           (('AP', ''), ('AP50', '_50'), ('AP_s', '_s'), ('AP_m', '_m'), ('AP_l', '_l'))},
-        fp_per_image=false_positives_per_image(detections, cfg.test_evaluator.ann_file,
-                                               cfg.test_dataloader.dataset.metainfo.classes),
-        pixels_per_image=pixels, train_seconds=train_seconds)
+    checkpoint = osp.join(run_dir, f'iter_{args.iters}.pth')
+    result = dict(variant=variant, seed=seed, name=VARIANTS[variant],
+                  **test_checkpoint(cfg, config_file, checkpoint, osp.join(run_dir, 'test'), *test_args),
+                  pixels_per_image=pixels, train_seconds=train_seconds)
+    if variant in SNIPER_VARIANTS:
+        result['other_tests'] = {
+            name: test_checkpoint(cfg, config_file, checkpoint, osp.join(run_dir, f'test_{i}'), *other_args)
+            for i, (name, other_args) in enumerate(OTHER_TESTS.items())}
+    return result
+
+
+COLUMNS = (('AP', 3), ('AP50', 3), ('AP75', 3), ('AP_s', 3), ('AP_m', 3), ('AP_l', 3), ('fp_per_image', 1),
+           ('pixels_per_image', 2), ('train_seconds', 0))
+TEST_COLUMNS = COLUMNS[:7]
+
+
+def mean_and_spread(values: list, digits: int, scale: float = 1.0) -> str:
+    """``mean ± sample standard deviation`` of one column over seeds; the mean alone for one seed."""
+    values = np.asarray(values, dtype=np.float64) / scale
+    if len(values) == 1:
+        return f'{values[0]:.{digits}f}'
+    return f'{values.mean():.{digits}f} ± {values.std(ddof=1):.{digits}f}'
+
+
+def _row(label: str, runs: list, columns) -> str:
+    cells = [mean_and_spread([r[name] for r in runs], digits, 1e6 if name == 'pixels_per_image' else 1.0)
+             for name, digits in columns]
+    return f"| {label} | {' '.join(str(r['seed']) for r in runs)} | {' | '.join(cells)} |"
 
 
 def table(results: dict) -> str:
-    lines = ['| variant | AP | AP50 | AP_s | AP_m | AP_l | FP/image (score >= 0.5) | Mpx per image per epoch | train time (s) |',
-             '|---|---|---|---|---|---|---|---|---|']
-    for key in sorted(results):
-        r = results[key]
-        lines.append(f"| ({key}) {r['name']} | {r['AP']:.3f} | {r['AP50']:.3f} | {r['AP_s']:.3f} | {r['AP_m']:.3f} | "
-                     f"{r['AP_l']:.3f} | {r['fp_per_image']:.1f} | {r['pixels_per_image'] / 1e6:.2f} | "
-                     f"{r['train_seconds']:.0f} |")
+    """One row per variant over all its seeds in ``results`` (keys ``<variant>/seed<N>``), then the
+    other tests of the SNIPER checkpoints beside their own test."""
+    by_variant = {}
+    for r in results.values():
+        by_variant.setdefault(r['variant'], []).append(r)
+    for runs in by_variant.values():
+        runs.sort(key=lambda r: r['seed'])
+    lines = ['| variant | seeds | AP | AP50 | AP75 | AP_s | AP_m | AP_l | FP/image (score >= 0.5) '
+             '| Mpx per image per epoch | train time (s) |',
+             '|---|---|---|---|---|---|---|---|---|---|---|']
+    lines += [_row(f"({v}) {runs[0]['name']}", runs, COLUMNS) for v, runs in sorted(by_variant.items())]
+    tested = [(v, runs) for v, runs in sorted(by_variant.items()) if all('other_tests' in r for r in runs)]
+    if tested:
+        lines += ['', 'The SNIPER checkpoints under other tests:', '',
+                  '| checkpoint, test | seeds | AP | AP50 | AP75 | AP_s | AP_m | AP_l | FP/image (score >= 0.5) |',
+                  '|---|---|---|---|---|---|---|---|---|']
+        for v, runs in tested:
+            lines.append(_row(f'({v}), SNIPER test', runs, TEST_COLUMNS))
+            for name in OTHER_TESTS:
+                lines.append(_row(f'({v}), {name}', [dict(r['other_tests'][name], seed=r['seed']) for r in runs],
+                                  TEST_COLUMNS))
     return '\n'.join(lines)
 
 
@@ -251,12 +304,15 @@ def main():
     needs_proposals = {'c', 'e'} & set(args.variants)
     proposals = (args.proposals or train_rpn_proposals(dataset, work_dir)) if needs_proposals else None
     for variant in args.variants:
-        if variant in results:
-            continue
-        results[variant] = run_variant(dataset, variant, args, proposals, work_dir)
-        with open(results_file, 'w') as f:
-            json.dump(results, f, indent=1)
-    print(f'\n{args.dataset}: {args.iters} iterations of {args.batch} images or chips\n')
+        for seed in args.seeds:
+            key = f'{variant}/seed{seed}'
+            if key in results:
+                continue
+            results[key] = run_variant(dataset, variant, seed, args, proposals, work_dir)
+            with open(results_file, 'w') as f:
+                json.dump(results, f, indent=1)
+    print(f'\n{args.dataset}: {args.iters} iterations of {args.batch} images or chips; mean ± standard deviation '
+          'over the seeds\n')
     print(table(results))
 
 
