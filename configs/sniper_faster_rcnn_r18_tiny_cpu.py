@@ -31,5 +31,5 @@ train_cfg = dict(max_epochs=12, val_interval=12)
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=20),
     dict(type='MultiStepLR', begin=0, end=12, by_epoch=True, milestones=[9, 11], gamma=0.1)]
-optim_wrapper = dict(optimizer=dict(lr=0.02))
+optim_wrapper = {{_base_.tiny_optim_wrapper}}
 default_hooks = dict(logger=dict(interval=5), checkpoint=dict(interval=1))

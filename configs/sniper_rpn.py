@@ -1,10 +1,11 @@
 # SNIPER stage 1: an RPN trained on positive chips only (the paper finds recall does not need negative
 # chips), whose proposals on the training images mine the negative chips of stage 2.
 #   tools/dist_train.sh configs/sniper_rpn.py 8
-#   tools/dist_extract_proposals.sh configs/sniper_rpn.py work_dirs/sniper_rpn/epoch_2.pth 8 --out proposals.pkl
+#   tools/dist_extract_proposals.sh configs/sniper_rpn.py work_dirs/sniper_rpn/epoch_4.pth 8 --out proposals.pkl
 _base_ = ['mmdet::rpn/rpn_r50_fpn_1x_coco.py', './_base_/sniper_coco_chips.py']
 
 model = dict(
+    backbone={{_base_.sniper_backbone}},
     train_cfg=dict(rpn=dict(assigner={{_base_.sniper_rpn_assigner}})),
     # What tools/extract_proposals.py keeps per image and scale: the top 300 after NMS at 0.7.
     test_cfg=dict(rpn=dict(nms_pre=2000, max_per_img=300, nms=dict(type='nms', iou_threshold=0.7))))
@@ -18,8 +19,9 @@ proposal_scales = ((1400, 2000), (800, 1280), (480, 512))
 val_evaluator = dict(metric='proposal')
 test_evaluator = val_evaluator
 
-# The authors train this RPN for 2 epochs.
-train_cfg = dict(max_epochs=2, val_interval=2)
-param_scheduler = [
-    dict(type='LinearLR', start_factor=0.001, by_epoch=False, begin=0, end=500),
-    dict(type='MultiStepLR', begin=0, end=2, by_epoch=True, milestones=[2], gamma=0.1)]
+# The authors train this RPN for 2 epochs over COCO stored twice (as is and flipped), i.e. 4 passes,
+# at the detector's lr and warm-up, without a step.
+optim_wrapper = {{_base_.sniper_optim_wrapper}}
+auto_scale_lr = {{_base_.sniper_auto_scale_lr}}
+train_cfg = dict(max_epochs=4, val_interval=4)
+param_scheduler = [{{_base_.sniper_warmup}}]

@@ -15,6 +15,7 @@ val_evaluator = dict(ann_file={{_base_.tiny_val_ann_file}})
 test_evaluator = val_evaluator
 
 train_cfg = dict(max_epochs=6, val_interval=6)
+optim_wrapper = {{_base_.tiny_optim_wrapper}}
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=20),
     dict(type='MultiStepLR', begin=0, end=6, by_epoch=True, milestones=[5], gamma=0.1)]

@@ -35,7 +35,10 @@ def test_config_inherits_mmdet_and_builds_the_sniper_model(name):
         assert len(cfg.proposal_scales) == 3 and cfg.model.test_cfg.rpn.max_per_img == 300
     else:
         assert type(model.roi_head).__name__ == 'ValidRangeRoIHead'
-        assert model.roi_head.bbox_assigner.ignore_iof_thr == 0.5
+        # Proposals are ignored by IoU with an ignore region, never by IoF (tests/models/test_rcnn_targets.py).
+        assigner = model.roi_head.bbox_assigner
+        assert type(assigner).__name__ == 'IgnoreRegionAssigner' and assigner.ignore_iou_thr == 0.5
+        assert assigner.assigner.ignore_iof_thr == -1
 
 
 def test_the_coco_config_has_the_papers_settings():
@@ -52,6 +55,29 @@ def test_the_coco_config_has_the_papers_settings():
     assert [tuple(r) for r in views.valid_ranges] == [(-1, 90), (32, 180), (75, -1)]
     assert cfg.tta_model.type == 'SniperTestTimeAug' and cfg.tta_model.tta_cfg.max_per_img == 100
     assert cfg.tta_model.tta_cfg.nms == dict(type='soft_nms', method='gaussian', sigma=0.55, min_score=1e-3)
+    assert views.flip is False  # the authors do not flip at test
+
+
+@pytest.mark.parametrize('name, epochs, milestones', [('sniper_faster_rcnn.py', 14, [11]), ('sniper_rpn.py', 4, None)])
+def test_the_coco_configs_optimise_as_the_authors(name, epochs, milestones):
+    """docs/authors_settings.md: 0.015 per GPU summed over 8 GPUs, weight decay 1e-4 once per step,
+    1000 warm-up iterations from 0.0005, 7 epochs over COCO stored twice (the RPN: 2)."""
+    cfg = Config.fromfile(str(CONFIGS / name))
+    optimizer = cfg.optim_wrapper.optimizer
+    assert optimizer.lr == pytest.approx(8 * 0.015) and optimizer.momentum == 0.9
+    assert optimizer.lr * optimizer.weight_decay == pytest.approx(0.015 * 1e-4)
+    assert cfg.optim_wrapper.clip_grad.max_norm > 0 and cfg.auto_scale_lr.base_batch_size == 128
+    warmup = cfg.param_scheduler[0]
+    assert warmup.type == 'LinearLR' and warmup.end == 1000 and not warmup.by_epoch
+    assert optimizer.lr * warmup.start_factor == pytest.approx(0.0005 * 8)
+    assert cfg.train_cfg.max_epochs == epochs
+    steps = [s for s in cfg.param_scheduler if s.type == 'MultiStepLR']
+    assert [s.milestones for s in steps] == ([milestones] if milestones else [])
+    backbone = cfg.model.backbone
+    assert backbone.norm_eval is False and backbone.norm_cfg.requires_grad and backbone.frozen_stages == 1
+    assert backbone.norm_cfg.momentum == pytest.approx(1 - 0.995)
+    if 'roi_head' in cfg.model:
+        assert cfg.model.roi_head.bbox_head.reg_class_agnostic is True
 
 
 def test_the_tree_configs_test_and_extract_at_their_training_scales():

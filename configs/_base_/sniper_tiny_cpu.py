@@ -5,7 +5,12 @@
 tiny_data_root = '{{$SNIPER_DATA_ROOT:data/synthetic/}}'
 tiny_classes = ('square', 'disc', 'bar')
 
-tiny_backbone = dict(depth=18, base_channels=16, init_cfg=None)
+# BatchNorm frozen at its initial statistics: a few hundred steps of 4 chips would leave the COCO
+# config's slow running statistics (momentum 0.005) far from the data's.
+tiny_backbone = dict(depth=18, base_channels=16, init_cfg=None,
+                     norm_cfg=dict(_delete_=True, type='BN', requires_grad=True), norm_eval=True)
+# mmdet's SGD for its 16-image batch, not the COCO config's for 128 chips.
+tiny_optim_wrapper = dict(optimizer=dict(lr=0.02, weight_decay=1e-4))
 tiny_neck = dict(in_channels=[16, 32, 64, 128], out_channels=32)
 tiny_rpn_head = dict(in_channels=32, feat_channels=32)
 

@@ -12,6 +12,11 @@ from mmdet_sniper.ops import clip_boxes_to_chips
 
 _INTERPOLATIONS = ('nearest', 'bilinear', 'bicubic')
 
+# Chip pixels a box may lose to the chip border and still count as whole: taking the chip at the
+# nearest output pixel moves its origin by up to half a pixel, which can shave that much off a box
+# the chip generator found inside the chip.
+CUT_TOLERANCE = 1.0
+
 
 @TRANSFORMS.register_module()
 class CropChip(BaseTransform):
@@ -25,38 +30,41 @@ class CropChip(BaseTransform):
     the pixel ``(x1' + u, y1' + v)`` of the whole image resized by ``(sx, sy)``. Boxes are placed
     relative to that origin, which ``homography_matrix`` records, so boxes and pixels agree
     exactly. (``cv2.warpAffine`` could sample at ``(x1, y1)`` itself but costs 6x more per pixel.)
-    The chip is padded at the bottom and right to ``chip_size`` (an image smaller than a chip is
-    padded, never stretched); ``img_shape`` is the padded shape, because ``RandomFlip`` mirrors the
-    whole array, padding included.
+    A chip that the scaled image does not fill (an image smaller than a chip) is not padded here,
+    never stretched: ``img_shape`` is the crop's shape, and the detector's data preprocessor pads the
+    batch after normalisation, i.e. with the mean colour, as the authors pad their chips and as the
+    multi-scale test pads its views.
 
     Boxes are scaled, clipped to the scaled image and then to the chip (``clip_boxes_to_chips``), in
     chip pixels. A box overlapping the chip is a target (``gt_ignore_flags`` False) if it is valid at
-    the chip's scale (``chip_instance_valid``), not already ignored (crowd), and its part inside the
-    chip is at least ``min_target_size`` pixels wide and high; every other box overlapping the chip
-    becomes an ignore region (``gt_ignore_flags`` True, ``ignored_instances`` after
-    ``PackDetInputs``), so that anchors on it are neither positives nor negatives. Boxes outside the
-    chip are dropped from this chip only; other chips of the image hold them.
+    the chip's scale (``chip_instance_valid``), not already ignored (crowd), whole in the chip (it
+    loses at most ``CUT_TOLERANCE`` pixels of width and height to the chip border; the image border
+    does not count), and at least ``min_target_size`` pixels wide and high. Every other box
+    overlapping the chip becomes an ignore region (``gt_ignore_flags`` True, ``ignored_instances``
+    after ``PackDetInputs``), so that anchors on it are neither positives nor negatives: a box cut by
+    the chip is learnt whole in the chip that holds it (the chip generator puts every valid box whole
+    in a chip, and reports those it cannot), never as a truncated box. Boxes outside the chip are
+    dropped from this chip only; other chips of the image hold them. See docs/chip_generation.md,
+    "Targets in a chip".
 
     Required keys: ``img``, ``chip``, ``chip_scale_factor``, ``chip_size``, and with boxes
     ``gt_bboxes``, ``gt_bboxes_labels``, ``gt_ignore_flags``, ``chip_instance_valid`` (all from
     :class:`SniperDataset` and ``LoadAnnotations``). Modified keys: ``img``, ``img_shape``, the box
-    keys. Added keys: ``scale_factor``, ``pad_shape``, ``homography_matrix``.
+    keys. Added keys: ``scale_factor``, ``homography_matrix``.
 
     Args:
         min_target_size: the smallest width and height, in chip pixels, of a target's visible part
             (SNIPER: 10).
         interpolation: ``'nearest'``, ``'bilinear'`` (mmdet's default) or ``'bicubic'``.
-        pad_val: the value of padded pixels.
     """
 
-    def __init__(self, min_target_size: float = 10.0, interpolation: str = 'bilinear', pad_val: float = 0):
+    def __init__(self, min_target_size: float = 10.0, interpolation: str = 'bilinear'):
         if min_target_size < 0:
             raise ValueError(f'min_target_size must be >= 0 (chip pixels), got {min_target_size}')
         if interpolation not in _INTERPOLATIONS:
             raise ValueError(f'interpolation must be one of {_INTERPOLATIONS}, got {interpolation!r}')
         self.min_target_size = min_target_size
         self.interpolation = interpolation
-        self.pad_val = pad_val
 
     def transform(self, results: dict) -> dict:
         for key in ('gt_masks', 'gt_seg_map'):
@@ -76,12 +84,8 @@ class CropChip(BaseTransform):
                              f'scaled by ({sx:.6g}, {sy:.6g}) to {scaled_w}x{scaled_h} px and be 1..{chip_size} px '
                              f'(chip_size) wide and high')
         crop, (x1, y1) = self._crop(img, x1, y1, sx, sy, crop_w, crop_h)
-        if crop.shape[:2] != (chip_size, chip_size):
-            padded = np.full((chip_size, chip_size) + img.shape[2:], self.pad_val, dtype=img.dtype)
-            padded[:crop_h, :crop_w] = crop
-            crop = padded
         results['img'] = crop
-        results['img_shape'] = results['pad_shape'] = (chip_size, chip_size)
+        results['img_shape'] = (crop_h, crop_w)
         results['scale_factor'] = (sx, sy)
         to_chip = np.array([[sx, 0, -x1], [0, sy, -y1], [0, 0, 1]], dtype=np.float32)
         previous = results.get('homography_matrix')
@@ -140,13 +144,14 @@ class CropChip(BaseTransform):
         scaled = torch.minimum((tensor * torch.tensor([sx, sy, sx, sy])).clamp(min=0), limits)
         clipped = clip_boxes_to_chips(scaled[None], torch.from_numpy(chip)[None, None])[0][0, 0]
         w, h = (clipped[:, 2] - clipped[:, 0]).numpy(), (clipped[:, 3] - clipped[:, 1]).numpy()
+        whole_w, whole_h = (scaled[:, 2] - scaled[:, 0]).numpy(), (scaled[:, 3] - scaled[:, 1]).numpy()
         inside = (w > 0) & (h > 0)
-        target = inside & valid & ~ignored & (w >= self.min_target_size) & (h >= self.min_target_size)
+        whole = (w >= whole_w - CUT_TOLERANCE) & (h >= whole_h - CUT_TOLERANCE)
+        target = inside & whole & valid & ~ignored & (w >= self.min_target_size) & (h >= self.min_target_size)
         kept = clipped[torch.from_numpy(inside)]
         results['gt_bboxes'] = type(boxes)(kept) if isinstance(boxes, BaseBoxes) else kept.numpy()
         results['gt_bboxes_labels'] = np.asarray(results['gt_bboxes_labels'])[inside]
         results['gt_ignore_flags'] = ~target[inside]
 
     def __repr__(self) -> str:
-        return (f'{type(self).__name__}(min_target_size={self.min_target_size}, '
-                f'interpolation={self.interpolation!r}, pad_val={self.pad_val})')
+        return f'{type(self).__name__}(min_target_size={self.min_target_size}, interpolation={self.interpolation!r})'

@@ -98,15 +98,34 @@ def test_at_whole_scales_the_chip_is_a_crop_of_mmdets_resize_of_the_whole_image(
     np.testing.assert_array_equal(out['img'][:y2 - y1, :x2 - x1], resized[y1:y2, x1:x2])
 
 
-def test_an_image_smaller_than_a_chip_is_padded_not_stretched(rng):
+def test_an_image_smaller_than_a_chip_is_neither_padded_nor_stretched(rng):
     image = smooth_image(rng, 70, 100)
     chip = np.array([0, 0, 200, 140], np.float32)  # the whole image at scale 2
-    out = CropChip(pad_val=7)(chip_results(image, chip, (2.0, 2.0), 256, boxes=[[10, 10, 40, 30]]))
-    assert out['img'].shape == (256, 256, 3) and out['img_shape'] == (256, 256) == out['pad_shape']
-    assert (out['img'][140:] == 7).all() and (out['img'][:, 200:] == 7).all()
-    assert np.abs(out['img'][:140, :200] - reference_crop(image, taken_chip(out, chip), 2.0, 2.0)).max() <= 2
+    out = CropChip()(chip_results(image, chip, (2.0, 2.0), 256, boxes=[[10, 10, 40, 30]]))
+    assert out['img'].shape == (140, 200, 3) and out['img_shape'] == (140, 200)
+    assert np.abs(out['img'] - reference_crop(image, taken_chip(out, chip), 2.0, 2.0)).max() <= 2
     np.testing.assert_allclose(out['gt_bboxes'].tensor.numpy(), [[20, 20, 80, 60]])
     assert out['scale_factor'] == (2.0, 2.0)
+
+
+def test_a_small_chip_is_padded_with_the_mean_colour_in_a_batch_of_full_chips(rng):
+    # The training pipeline and the data preprocessor of the COCO config, as the runner chains them.
+    from mmdet.models.data_preprocessors import DetDataPreprocessor
+    from mmengine.dataset import pseudo_collate
+    mean, std = [123.675, 116.28, 103.53], [58.395, 57.12, 57.375]
+    preprocessor = DetDataPreprocessor(mean=mean, std=std, bgr_to_rgb=True, pad_size_divisor=32)
+    pack = TRANSFORMS.build(dict(type='PackDetInputs'))
+    small = pack(CropChip()(chip_results(smooth_image(rng, 70, 100), np.array([0, 0, 200, 140], np.float32),
+                                         (2.0, 2.0), 256, boxes=[[10, 10, 40, 30]])))
+    full = pack(CropChip()(chip_results(smooth_image(rng, 300, 300), np.array([0, 0, 256, 256], np.float32),
+                                        (1.0, 1.0), 256, boxes=[[10, 10, 40, 30]])))
+    batch = preprocessor(pseudo_collate([small, full]), training=True)['inputs']
+    assert batch.shape == (2, 3, 256, 256)
+    # Zero after normalisation is the mean colour, as the authors pad (mean subtracted, then zeros).
+    assert (batch[0, :, 140:] == 0).all() and (batch[0, :, :, 200:] == 0).all()
+    rgb = small['inputs'].flip(0).float()
+    expected = (rgb - torch.tensor(mean)[:, None, None]) / torch.tensor(std)[:, None, None]
+    torch.testing.assert_close(batch[0, :, :140, :200], expected)
 
 
 def direct_boxes(boxes, chip, sx, sy, scaled_w, scaled_h, valid, ignore, min_size):
@@ -120,7 +139,8 @@ def direct_boxes(boxes, chip, sx, sy, scaled_w, scaled_h, valid, ignore, min_siz
         w, h = cx2 - cx1, cy2 - cy1
         if w > 0 and h > 0:
             kept.append([cx1, cy1, cx2, cy2])
-            flags.append(not (valid[i] and not ignore[i] and w >= min_size and h >= min_size))
+            whole = w >= sb[2] - sb[0] - 1 and h >= sb[3] - sb[1] - 1
+            flags.append(not (valid[i] and not ignore[i] and whole and w >= min_size and h >= min_size))
             rows.append(i)
     return np.array(kept, np.float64).reshape(-1, 4), np.array(flags, bool), rows
 
@@ -152,19 +172,35 @@ def test_invalid_crowd_and_cut_boxes_become_ignore_regions():
              [160, 160, 190, 190],  # out of the scale's range: ignored
              [200, 200, 250, 260],  # crowd: ignored
              [350, 150, 400, 200],  # valid but cut to 6 px wide: ignored
-             [340, 150, 400, 200],  # valid, cut to 16 px wide: target
+             [340, 150, 400, 200],  # valid, cut to 16 of 60 px wide: ignored, not a truncated target
+             [300, 90, 340, 150],  # valid, 50 of 60 px high inside, still 40 x 50 px: ignored
+             [300, 99.5, 355.5, 150],  # valid, loses half a pixel to the chip border: whole, a target
+             [0, 300, 120, 356],  # valid, cut by the chip's left edge at the image's bottom: ignored
+             [150, 300, 200, 380],  # valid, beyond the image's bottom, whole in the chip: a target
              [400, 400, 420, 420]]  # outside the chip: not in this chip
-    valid = np.array([True, False, True, True, True, True])
-    ignore = np.array([False, False, True, False, False, False])
-    out = CropChip()(chip_results(np.zeros((500, 500, 3), np.uint8), chip, (1.0, 1.0), 256, boxes, valid, ignore))
-    np.testing.assert_array_equal(out['gt_bboxes_labels'], [0, 1, 2, 3, 4])
-    np.testing.assert_array_equal(out['gt_ignore_flags'], [False, True, True, True, False])
-    np.testing.assert_allclose(out['gt_bboxes'].tensor.numpy()[[3, 4]], [[250, 50, 256, 100], [240, 50, 256, 100]])
+    valid = np.ones(len(boxes), bool)
+    valid[1] = False
+    ignore = np.zeros(len(boxes), bool)
+    ignore[2] = True
+    out = CropChip()(chip_results(np.zeros((356, 500, 3), np.uint8), chip, (1.0, 1.0), 256, boxes, valid, ignore))
+    np.testing.assert_array_equal(out['gt_bboxes_labels'], [0, 1, 2, 3, 4, 5, 6, 7, 8])
+    np.testing.assert_array_equal(out['gt_ignore_flags'], [False, True, True, True, True, True, False, True, False])
+    np.testing.assert_allclose(out['gt_bboxes'].tensor.numpy()[[3, 4, 5, 6, 8]],
+                               [[250, 50, 256, 100], [240, 50, 256, 100], [200, 0, 240, 50], [200, 0, 255.5, 50],
+                                [50, 200, 100, 256]])
+
+
+def test_a_box_held_whole_by_two_overlapping_chips_is_a_target_in_both():
+    boxes = [[200, 50, 240, 90]]
+    for chip in ([0, 0, 256, 256], [100, 0, 356, 256]):
+        out = CropChip()(chip_results(np.zeros((300, 400, 3), np.uint8), np.array(chip, np.float32), (1.0, 1.0), 256,
+                                      boxes))
+        np.testing.assert_array_equal(out['gt_ignore_flags'], [False])
 
 
 def test_composes_with_random_flip_and_pack_det_inputs(rng):
     image = smooth_image(rng, 100, 150)
-    chip = np.array([0, 0, 300, 200], np.float32)  # the whole image at scale 2, padded to 320
+    chip = np.array([0, 0, 300, 200], np.float32)  # the whole image at scale 2, in a 320 px chip
     boxes = [[10, 10, 60, 50], [100, 20, 104, 90]]  # the second is 8 px wide at scale 2: ignored
     pipeline = Compose([CropChip(), TRANSFORMS.build(dict(type='RandomFlip', prob=1.0)),
                         TRANSFORMS.build(dict(type='PackDetInputs', meta_keys=('img_shape', 'scale_factor', 'flip')))])
@@ -173,9 +209,9 @@ def test_composes_with_random_flip_and_pack_det_inputs(rng):
     flipped = out['inputs'].permute(1, 2, 0).numpy()
     np.testing.assert_array_equal(flipped, plain['img'][:, ::-1])
     sample = out['data_samples']
-    assert sample.img_shape == (320, 320) and sample.flip
-    np.testing.assert_allclose(sample.gt_instances.bboxes.tensor.numpy(), [[320 - 120, 20, 320 - 20, 100]])
-    np.testing.assert_allclose(sample.ignored_instances.bboxes.tensor.numpy(), [[320 - 208, 40, 320 - 200, 180]])
+    assert sample.img_shape == (200, 300) and sample.flip
+    np.testing.assert_allclose(sample.gt_instances.bboxes.tensor.numpy(), [[300 - 120, 20, 300 - 20, 100]])
+    np.testing.assert_allclose(sample.ignored_instances.bboxes.tensor.numpy(), [[300 - 208, 40, 300 - 200, 180]])
     # The flipped box still frames the same pixels.
     x1, y1, x2, y2 = sample.gt_instances.bboxes.tensor.numpy()[0].astype(int)
     np.testing.assert_array_equal(flipped[y1:y2, x1:x2], plain['img'][20:100, 20:120][:, ::-1])
