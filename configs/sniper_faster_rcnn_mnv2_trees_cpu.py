@@ -3,16 +3,18 @@
 # runs both stages.
 _base_ = ['./sniper_faster_rcnn_mnv2_tiny_cpu.py', './_base_/sniper_trees_cpu.py']
 
-model = dict(roi_head=dict(bbox_head=dict(num_classes=1)))
+model = dict(roi_head=dict(bbox_head=dict(num_classes=1)),
+             test_cfg=dict(rcnn=dict(max_per_img={{_base_.trees_max_dets}})))
 
 train_dataloader = dict(dataset={{_base_.trees_train_dataset}})
 val_dataloader = {{_base_.trees_val_dataloader}}
 test_dataloader = val_dataloader
-val_evaluator = dict(ann_file={{_base_.trees_val_ann_file}})
+val_evaluator = {{_base_.trees_evaluator}}
 test_evaluator = val_evaluator
 
 # The test at the training scales, with ranges widened as the authors' COCO test ranges widen
 # their training ranges.
+tta_model = dict(tta_cfg=dict(max_per_img={{_base_.trees_max_dets}}))
 tta_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='SniperTestViews', scales=(2.0, 1.0, (256, 256)), valid_ranges=((-1, 48), (20, 96), (48, -1)))]

@@ -18,6 +18,12 @@ from mmdet_sniper.ops.grid_cover import candidate_grid
 # The authors' merge: Gaussian soft-NMS per class (mmcv's Gaussian decay ignores iou_threshold).
 SOFT_NMS_TTA_CFG = dict(nms=dict(type='soft_nms', method='gaussian', sigma=0.55, min_score=1e-3), max_per_img=100)
 
+# The authors' limits on each view before the valid-range filter: every detection scoring above
+# 1e-3, no NMS; the merge's soft-NMS and max_per_img then apply once, to all views together. The
+# cap only bounds memory: a view of a crowded image keeps its valid detections even when it also
+# holds hundreds out of its range.
+VIEW_TEST_CFG = dict(score_thr=1e-3, nms=None, max_per_img=1000)
+
 # A tile's detection this close (pixels) to a tile edge inside the view is taken for a cut object.
 EDGE_MARGIN = 2
 
@@ -63,8 +69,11 @@ class SniperTestTimeAug(DetTTAModel):
     large at the coarsest), so at test time a scale's detections outside its range are unreliable
     and are dropped before the scales are merged. Each view's ``valid_range`` comes from
     :class:`~mmdet_sniper.transforms.test_scale.SniperTestScale` through ``PackDetInputs``'s
-    ``meta_keys``. The remaining detections of all views are un-flipped and merged per class by
-    ``tta_cfg.nms``, keeping the best ``tta_cfg.max_per_img``.
+    ``meta_keys``. Each view is predicted under ``view_cfg``, which replaces the score threshold, NMS
+    and cap of the detector's own test config (mmdet's 0.05, NMS 0.5 and top 100 would let the
+    out-of-range boxes of a crowded view crowd out its valid ones before the filter). The remaining
+    detections of all views are un-flipped and merged per class by ``tta_cfg.nms``, keeping the best
+    ``tta_cfg.max_per_img``: size it above the most objects an image of the data holds.
 
     With ``sliced=True``, each view (the whole image at one scale, as without slicing) is cut into
     ``chip_size`` tiles that overlap by ``tile_overlap`` pixels, the last flush with the right and
@@ -79,6 +88,10 @@ class SniperTestTimeAug(DetTTAModel):
         module (dict | nn.Module): The detector.
         tta_cfg (dict, optional): ``nms`` (``mmcv.ops.batched_nms``'s config) and ``max_per_img``.
             Defaults to the authors' Gaussian soft-NMS, sigma 0.55, score floor 1e-3, 100 per image.
+        view_cfg (dict, optional): ``score_thr``, ``nms`` (None: none) and ``max_per_img`` of every
+            view, set on the detector's last stage (``roi_head.test_cfg``, or ``bbox_head.test_cfg``
+            of a one-stage detector). Defaults to the authors' 1e-3, no NMS, and a cap of 1000. None
+            keeps the detector's own.
         sliced (bool): Run each view in tiles. Defaults to False.
         chip_size (int): Tile side in pixels (sliced only). Defaults to 512.
         tile_overlap (int, optional): Overlap of adjacent tiles in pixels (sliced only). By default,
@@ -91,13 +104,16 @@ class SniperTestTimeAug(DetTTAModel):
         data_preprocessor (dict | nn.Module, optional): As ``BaseTTAModel``'s.
     """
 
-    def __init__(self, module: Union[dict, nn.Module], tta_cfg: Optional[dict] = None, sliced: bool = False,
-                 chip_size: int = 512, tile_overlap: Optional[int] = None, tiles_per_batch: int = 8,
+    def __init__(self, module: Union[dict, nn.Module], tta_cfg: Optional[dict] = None,
+                 view_cfg: Optional[dict] = VIEW_TEST_CFG, sliced: bool = False, chip_size: int = 512,
+                 tile_overlap: Optional[int] = None, tiles_per_batch: int = 8,
                  data_preprocessor: Union[dict, nn.Module, None] = None) -> None:
         tta_cfg = ConfigDict(SOFT_NMS_TTA_CFG if tta_cfg is None else tta_cfg)
         missing = sorted({'nms', 'max_per_img'} - set(tta_cfg))
         if missing:
             raise ValueError(f'tta_cfg must hold nms and max_per_img, missing {missing} in {tta_cfg}')
+        if view_cfg is not None and set(view_cfg) != {'score_thr', 'nms', 'max_per_img'}:
+            raise ValueError(f'view_cfg must hold exactly score_thr, nms and max_per_img, got {dict(view_cfg)}')
         if not isinstance(chip_size, int) or chip_size < 1:
             raise ValueError(f'chip_size must be an int >= 1 (pixels), got {chip_size!r}')
         if tile_overlap is not None and not (isinstance(tile_overlap, int) and 0 <= tile_overlap < chip_size):
@@ -106,10 +122,22 @@ class SniperTestTimeAug(DetTTAModel):
         if not isinstance(tiles_per_batch, int) or tiles_per_batch < 1:
             raise ValueError(f'tiles_per_batch must be an int >= 1, got {tiles_per_batch!r}')
         super().__init__(tta_cfg=tta_cfg, module=module, data_preprocessor=data_preprocessor)
+        if view_cfg is not None:
+            head = self._last_stage()
+            head.test_cfg = ConfigDict({**head.test_cfg, **view_cfg})
         self.sliced = sliced
         self.chip_size = chip_size
         self.tile_overlap = tile_overlap
         self.tiles_per_batch = tiles_per_batch
+
+    def _last_stage(self) -> nn.Module:
+        """The head whose ``test_cfg`` limits the detector's final detections."""
+        for name in ('roi_head', 'bbox_head'):
+            head = getattr(self.module, name, None)
+            if head is not None and getattr(head, 'test_cfg', None) is not None:
+                return head
+        raise ValueError(f'view_cfg needs a detector with roi_head.test_cfg or bbox_head.test_cfg; '
+                         f'{type(self.module).__name__} has neither: pass view_cfg=None to keep its own limits')
 
     def test_step(self, data: dict) -> List[DetDataSample]:
         """Predict every view (whole, or in tiles when ``sliced``) and merge each image's views.

@@ -70,19 +70,20 @@ class SniperTestScale(Resize):
 @TRANSFORMS.register_module()
 class SniperTestViews(TestTimeAug):
     """``TestTimeAug`` making SNIPER's test views: the image at each of ``scales`` with its valid
-    range (:class:`SniperTestScale`), each also flipped, packed with the metainfo that
+    range (:class:`SniperTestScale`), optionally each also flipped, packed with the metainfo that
     :class:`~mmdet_sniper.models.sniper_tta.SniperTestTimeAug` needs.
 
     Args:
         scales: per scale, a factor of the original image (``2.0``) or ``(short, long)`` sides
             (``(800, 1280)``); see :func:`resize_args`.
         valid_ranges: per scale, its ``(lo, hi)`` in original pixels (-1: unbounded).
-        flip: add the horizontally flipped view of every scale.
+        flip: add the horizontally flipped view of every scale. Defaults to False: the authors do not
+            flip at test, and a flip doubles the test's cost.
         with_annotations: load the ground truth too (``LoadAnnotations``), for evaluation.
         meta_keys: ``PackDetInputs``'s; must hold ``valid_range``.
     """
 
-    def __init__(self, scales: Sequence, valid_ranges: Sequence, flip: bool = True, with_annotations: bool = True,
+    def __init__(self, scales: Sequence, valid_ranges: Sequence, flip: bool = False, with_annotations: bool = True,
                  meta_keys: Sequence[str] = ('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor', 'flip',
                                              'flip_direction', 'valid_range')) -> None:
         if len(scales) != len(valid_ranges) or not scales:
@@ -91,8 +92,10 @@ class SniperTestViews(TestTimeAug):
         if 'valid_range' not in meta_keys:
             raise ValueError("meta_keys must hold 'valid_range': SniperTestTimeAug filters each view by it")
         transforms = [[dict(type='SniperTestScale', valid_range=r, **resize_args(s)) for s, r in zip(scales, valid_ranges)]]
-        if flip:
-            transforms.append([dict(type='RandomFlip', prob=1.0), dict(type='RandomFlip', prob=0.0)])
+        # Without flipped views RandomFlip(prob=0) still records flip=False, which DetTTAModel's merge
+        # reads from every view.
+        transforms.append([dict(type='RandomFlip', prob=1.0), dict(type='RandomFlip', prob=0.0)] if flip else
+                          [dict(type='RandomFlip', prob=0.0)])
         if with_annotations:
             transforms.append([dict(type='LoadAnnotations', with_bbox=True)])
         transforms.append([dict(type='PackDetInputs', meta_keys=tuple(meta_keys))])

@@ -18,7 +18,7 @@ from mmengine.model import BaseModel
 from mmengine.structures import InstanceData
 
 import mmdet_sniper  # noqa: F401  (registers the SNIPER modules)
-from mmdet_sniper.models.sniper_tta import SniperTestTimeAug, keep_in_valid_range
+from mmdet_sniper.models.sniper_tta import VIEW_TEST_CFG, SniperTestTimeAug, keep_in_valid_range
 from mmdet_sniper.testing.synthetic_coco import write_synthetic_coco
 from mmdet_sniper.transforms.test_scale import SniperTestScale, SniperTestViews
 
@@ -37,8 +37,10 @@ class NoDetector(BaseModel):
         raise AssertionError('the merge tests never run a detector')
 
 
-def tta(nms=NMS, max_per_img=100, module=None, **kwargs):
-    return SniperTestTimeAug(module=module or NoDetector(), tta_cfg=dict(nms=nms, max_per_img=max_per_img), **kwargs)
+def tta(nms=NMS, max_per_img=100, module=None, view_cfg=None, **kwargs):
+    """The TTA model; the stand-in detectors have no test_cfg for a view_cfg to set."""
+    return SniperTestTimeAug(module=module or NoDetector(), tta_cfg=dict(nms=nms, max_per_img=max_per_img),
+                             view_cfg=view_cfg, **kwargs)
 
 
 def view(boxes, scores, labels, valid_range, ori_shape=(600, 800), flip=False):
@@ -206,7 +208,7 @@ class TestMerge:
         np.testing.assert_allclose(np.array(result_rows(result)), np.array(expected), rtol=0, atol=1e-4)
 
     def test_defaults_to_the_authors_soft_nms(self):
-        model = SniperTestTimeAug(module=NoDetector())
+        model = SniperTestTimeAug(module=NoDetector(), view_cfg=None)
 
         assert model.tta_cfg.nms == SOFT_NMS and model.tta_cfg.max_per_img == 100
 
@@ -231,7 +233,9 @@ class TestMerge:
     @pytest.mark.parametrize('kwargs, message', [
         (dict(tta_cfg=dict(nms=NMS)), 'max_per_img'), (dict(chip_size=0), 'chip_size'),
         (dict(tile_overlap=512), 'tile_overlap'), (dict(tile_overlap=-1), 'tile_overlap'),
-        (dict(tiles_per_batch=0), 'tiles_per_batch')])
+        (dict(tiles_per_batch=0), 'tiles_per_batch'),
+        (dict(view_cfg=dict(score_thr=0.05)), 'view_cfg must hold exactly'),
+        (dict(), 'view_cfg needs a detector with roi_head.test_cfg or bbox_head.test_cfg')])
     def test_bad_arguments(self, kwargs, message):
         with pytest.raises(ValueError, match=message):
             SniperTestTimeAug(module=NoDetector(), **kwargs)
@@ -269,13 +273,21 @@ class TestSniperTestViews:
 
     def test_every_scale_with_its_range_flipped_and_not(self):
         views = TRANSFORMS.build(dict(type='SniperTestViews', scales=((480, 640), (240, 320)),
-                                      valid_ranges=((-1, 40), (20, -1)), with_annotations=False))
+                                      valid_ranges=((-1, 40), (20, -1)), flip=True, with_annotations=False))
         out = views(dict(img=np.zeros((240, 320, 3), np.uint8), img_id=0, img_path='x.jpg', ori_shape=(240, 320)))
         samples = out['data_samples']
         assert len(samples) == 4
         got = sorted((s.img_shape, s.valid_range, s.flip) for s in samples)
         assert got == sorted([((480, 640), (-1, 40), True), ((480, 640), (-1, 40), False),
                               ((240, 320), (20, -1), True), ((240, 320), (20, -1), False)])
+
+    def test_no_flip_by_default_and_each_view_says_so(self):
+        # DetTTAModel's merge reads flip and flip_direction from every view (a KeyError without them).
+        views = TRANSFORMS.build(dict(type='SniperTestViews', scales=((480, 640), (240, 320)),
+                                      valid_ranges=((-1, 40), (20, -1)), with_annotations=False))
+        out = views(dict(img=np.zeros((240, 320, 3), np.uint8), img_id=0, img_path='x.jpg', ori_shape=(240, 320)))
+        assert [(s.img_shape, s.flip, s.flip_direction) for s in out['data_samples']] == [
+            ((480, 640), False, None), ((240, 320), False, None)]
 
     def test_factors_and_sides_mix(self):
         # 2x and 1x as factors, the last view with its long side at 256 px (a (short, long) pair).
@@ -297,9 +309,10 @@ class TestSniperTestViews:
             SniperTestViews(**kwargs)
 
 
-def tta_pipeline(scales, ranges):
+def tta_pipeline(scales, ranges, flip=True):
     return Compose([dict(type='LoadImageFromFile'),
-                    dict(type='SniperTestViews', scales=scales, valid_ranges=ranges, with_annotations=False)])
+                    dict(type='SniperTestViews', scales=scales, valid_ranges=ranges, flip=flip,
+                         with_annotations=False)])
 
 
 @pytest.fixture(scope='module')
@@ -313,14 +326,15 @@ class TestTinyDetector:
     SCALES = ((480, 640), (240, 320), (128, 128))  # 2x, 1x and longest side 128 for 320x240
     RANGES = ((-1, 40), (20, 90), (60, -1))
 
-    @pytest.mark.parametrize('image_size', [(320, 240), (60, 40)])
+    @pytest.mark.parametrize('image_size, flip', [((320, 240), True), ((60, 40), True), ((320, 240), False)])
     @pytest.mark.parametrize('sliced', [False, True])
-    def test_end_to_end(self, tmp_path, tiny_detector, image_size, sliced):
+    def test_end_to_end(self, tmp_path, tiny_detector, image_size, flip, sliced):
         write_synthetic_coco(str(tmp_path), 1, seed=0, image_size=image_size, size_range=(8, 120))
-        item = tta_pipeline(self.SCALES, self.RANGES)(dict(img_path=str(tmp_path / 'images' / '000000.jpg'),
-                                                          img_id=0))
+        item = tta_pipeline(self.SCALES, self.RANGES, flip)(dict(img_path=str(tmp_path / 'images' / '000000.jpg'),
+                                                                img_id=0))
         data = pseudo_collate([item])
-        model = tta(NMS, max_per_img=30, module=tiny_detector, sliced=sliced, chip_size=256, tiles_per_batch=4)
+        model = tta(NMS, max_per_img=30, module=tiny_detector, view_cfg=VIEW_TEST_CFG, sliced=sliced, chip_size=256,
+                    tiles_per_batch=4)
         with torch.no_grad():
             # Each view alone through the detector (whole or tiled): the merge must pick among their
             # in-range detections.
@@ -336,7 +350,7 @@ class TestTinyDetector:
             (result,) = model.test_step(data)
 
         width, height = image_size
-        assert result.ori_shape == (height, width) and len(data['inputs']) == 6
+        assert result.ori_shape == (height, width) and len(data['inputs']) == (6 if flip else 3)
         pred = result.pred_instances
         assert 0 < len(pred) <= 30
         boxes = pred.bboxes
@@ -345,6 +359,56 @@ class TestTinyDetector:
         allowed = reference_merge(candidates, lambda b, s: list(zip(b, s)), 10 ** 6)
         for row in result_rows(result):
             assert np.isclose(np.array(allowed), np.array(row), rtol=0, atol=1e-3).all(axis=1).any(), row
+
+
+class TestViewLimits:
+    """Each view keeps every detection above 1e-3, without NMS, up to 1000 (the authors' per-scale rule),
+    where the detector's own test_cfg would stop at 0.05, NMS 0.5 and 100."""
+
+    @staticmethod
+    def predict(detector, image):
+        inputs = [torch.from_numpy(image).permute(2, 0, 1)]
+        samples = [DetDataSample(metainfo=dict(img_shape=image.shape[:2], ori_shape=image.shape[:2],
+                                               scale_factor=(1.0, 1.0)))]
+        with torch.no_grad():
+            return detector.test_step(dict(inputs=inputs, data_samples=samples))[0].pred_instances
+
+    @staticmethod
+    def overlapping_pairs_of_a_class(pred):
+        from mmdet.structures.bbox import bbox_overlaps
+        same = pred.labels[:, None] == pred.labels[None, :]
+        iou = bbox_overlaps(pred.bboxes, pred.bboxes).masked_fill(~same, 0).triu(diagonal=1)
+        return int((iou > 0.5).sum())
+
+    @pytest.mark.parametrize('config', ['sniper_faster_rcnn_r18_tiny_cpu.py', 'sniper_retinanet.py'])
+    def test_views_keep_low_scores_and_overlaps_up_to_the_cap(self, rng, config):
+        cfg = Config.fromfile(str(TINY_CONFIG.parent / config)).model
+        if config == 'sniper_retinanet.py':  # small and untrained is enough: only the limits matter here
+            cfg.backbone.update(depth=18, init_cfg=None, base_channels=16)
+            cfg.neck.update(in_channels=[16, 32, 64, 128], out_channels=32)
+            cfg.bbox_head.update(in_channels=32, feat_channels=32, stacked_convs=1, num_classes=3)
+        torch.manual_seed(0)
+        detector = MODELS.build(cfg).eval()
+        # Every box scores the same per class: 0.12 (class 0), 0.006 (class 1) and 0.0003 (class 2).
+        if config == 'sniper_retinanet.py':  # sigmoid scores
+            classifier, logits = detector.bbox_head.retina_cls, [-2.0, -5.1, -8.1]
+        else:  # softmax over the classes and the background, last
+            classifier, logits = detector.roi_head.bbox_head.fc_cls, [0.0, -3.0, -6.0, 2.0]
+        with torch.no_grad():
+            classifier.weight.zero_()
+            classifier.bias.view(-1, len(logits)).copy_(torch.tensor(logits))
+        image = (rng.uniform(size=(64, 64, 3)) * 255).astype(np.uint8)
+        own = self.predict(detector, image)
+        assert 0 < len(own) <= 100 and set(own.labels.tolist()) == {0}
+        assert self.overlapping_pairs_of_a_class(own) == 0
+        model = SniperTestTimeAug(module=detector)
+        view = self.predict(model.module, image)
+        assert 100 < len(view) <= VIEW_TEST_CFG['max_per_img']
+        # Above the 1e-3 floor (class 1), not below it (class 2), and no NMS within a class.
+        assert set(view.labels.tolist()) == {0, 1} and (view.scores > 1e-3).all()
+        assert self.overlapping_pairs_of_a_class(view) > 0
+        # The final cap is the merge's.
+        assert model.tta_cfg.max_per_img == 100
 
 
 def encode_positions(width, height, view_index):
