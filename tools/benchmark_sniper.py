@@ -78,7 +78,7 @@ def train_rpn_proposals(dataset: dict, work_dir: str) -> str:
     proposals = osp.join(work_dir, 'proposals.pkl')
     if not osp.exists(proposals):
         rpn_dir = osp.join(work_dir, 'rpn')
-        run('tools/train.py', dataset['rpn'], '--work-dir', rpn_dir)
+        run('tools/train.py', dataset['rpn'], '--work-dir', rpn_dir, '--seed', '0')
         with open(osp.join(rpn_dir, 'last_checkpoint')) as f:
             checkpoint = f.read().strip()
         run('tools/extract_proposals.py', dataset['rpn'], checkpoint, '--out', proposals,
