@@ -33,9 +33,10 @@ work_dir = sys.argv[1]
 # The newest test run: mmengine's LoggerHook writes its metrics to <work dir>/<time>/<time>.json.
 run = sorted(glob.glob(osp.join(work_dir, 'detector', 'test', '*', '*.json')))[-1]
 metrics = json.load(open(run))
-print(f"\nSNIPER on the tree crowns' validation split (COCO metrics, multi-scale test): "
-      f"AP {metrics['coco/bbox_mAP']:.3f}  AP50 {metrics['coco/bbox_mAP_50']:.3f}  "
-      f"AP_small {metrics['coco/bbox_mAP_s']:.3f}  AP_medium {metrics['coco/bbox_mAP_m']:.3f}")
+print(f"\nSNIPER on the tree crowns' validation split (COCO metrics at up to 300 detections per image, "
+      f"multi-scale test): AP {metrics['coco/bbox_mAP']:.3f}  AP50 {metrics['coco/bbox_mAP_50']:.3f}  "
+      f"AP75 {metrics['coco/bbox_mAP_75']:.3f}  AP_small {metrics['coco/bbox_mAP_s']:.3f}  "
+      f"AP_medium {metrics['coco/bbox_mAP_m']:.3f}  (AP at COCO's 100: {metrics['coco/bbox_mAP_100dets']:.3f})")
 print('detections drawn:', osp.join(osp.dirname(run), 'vis'))
 print('chips of a training image:', *sorted(glob.glob(osp.join(work_dir, 'chips', '*.png'))))
 PY
