@@ -1,8 +1,8 @@
 """Runs a trained SNIPER RPN over every training image at each test scale and writes the proposals
 that stage 2 mines negative chips from.
 
-    python tools/extract_proposals.py configs/sniper_rpn.py work_dirs/sniper_rpn/epoch_2.pth --out proposals.pkl
-    tools/dist_extract_proposals.sh configs/sniper_rpn.py work_dirs/sniper_rpn/epoch_2.pth 8 --out proposals.pkl
+    python tools/extract_proposals.py configs/sniper_rpn.py work_dirs/sniper_rpn/epoch_4.pth --out proposals.pkl
+    tools/dist_extract_proposals.sh configs/sniper_rpn.py work_dirs/sniper_rpn/epoch_4.pth 8 --out proposals.pkl
 
 Reads the config's training images (the dataset inside its SniperDataset, with the same filtering,
 so the file matches stage 2's images) and the checkpoint. Each image is resized to each of the

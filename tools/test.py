@@ -1,7 +1,7 @@
 """Evaluates a trained detector, as mmdet's tools/test.py does, with SNIPER's multi-scale test.
 
-    python tools/test.py configs/sniper_faster_rcnn.py work_dirs/sniper_faster_rcnn/epoch_12.pth
-    tools/dist_test.sh configs/sniper_faster_rcnn.py work_dirs/sniper_faster_rcnn/epoch_12.pth 8 --out dets.pkl
+    python tools/test.py configs/sniper_faster_rcnn.py work_dirs/sniper_faster_rcnn/epoch_14.pth
+    tools/dist_test.sh configs/sniper_faster_rcnn.py work_dirs/sniper_faster_rcnn/epoch_14.pth 8 --out dets.pkl
 
 Reads the config, the checkpoint and the config's test set; prints and logs the metrics of the
 config's test_evaluator (CocoMetric: pycocotools' AP) into the work dir. When the config defines
