@@ -330,8 +330,8 @@ class TestTinyDetector:
     @pytest.mark.parametrize('sliced', [False, True])
     def test_end_to_end(self, tmp_path, tiny_detector, image_size, flip, sliced):
         write_synthetic_coco(str(tmp_path), 1, seed=0, image_size=image_size, size_range=(8, 120))
-        item = tta_pipeline(self.SCALES, self.RANGES, flip)(dict(img_path=str(tmp_path / 'images' / '000000.jpg'),
-                                                                img_id=0))
+        image = dict(img_path=str(tmp_path / 'images' / '000000.jpg'), img_id=0)
+        item = tta_pipeline(self.SCALES, self.RANGES, flip)(image)
         data = pseudo_collate([item])
         model = tta(NMS, max_per_img=30, module=tiny_detector, view_cfg=VIEW_TEST_CFG, sliced=sliced, chip_size=256,
                     tiles_per_batch=4)
