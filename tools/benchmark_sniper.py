@@ -21,10 +21,11 @@ checkpoints (c, d, e) are also tested at 1x alone and with flipped views added t
 Negative chips need RPN proposals: --proposals, else the dataset's RPN config is trained and its
 proposals extracted into WORK_DIR first. Writes WORK_DIR/<variant>/seed<N>/ (config, checkpoint, test logs),
 WORK_DIR/results.json (a finished (variant, seed) is not run again, so a benchmark can be completed
-over several invocations) and prints a markdown table.
+over several invocations, also running at once) and prints a markdown table.
 """
 import argparse
 import copy
+import fcntl
 import glob
 import json
 import os
@@ -290,6 +291,22 @@ def table(results: dict) -> str:
     return '\n'.join(lines)
 
 
+def record(results_file: str, key: str, result: dict) -> dict:
+    """Adds one run to the results file and returns all it holds. Benchmarks of other variants may
+    run at once in the same work dir: the file is re-read under a lock, so no run overwrites another."""
+    with open(results_file + '.lock', 'w') as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        results = {}
+        if osp.exists(results_file):
+            with open(results_file) as f:
+                results = json.load(f)
+        results[key] = result
+        with open(results_file + '.partial', 'w') as f:
+            json.dump(results, f, indent=1)
+        os.replace(results_file + '.partial', results_file)
+    return results
+
+
 def main():
     args = parse_args()
     dataset = DATASETS[args.dataset]
@@ -308,9 +325,7 @@ def main():
             key = f'{variant}/seed{seed}'
             if key in results:
                 continue
-            results[key] = run_variant(dataset, variant, seed, args, proposals, work_dir)
-            with open(results_file, 'w') as f:
-                json.dump(results, f, indent=1)
+            results = record(results_file, key, run_variant(dataset, variant, seed, args, proposals, work_dir))
     print(f'\n{args.dataset}: {args.iters} iterations of {args.batch} images or chips; mean ± standard deviation '
           'over the seeds\n')
     print(table(results))
