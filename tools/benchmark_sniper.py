@@ -253,7 +253,10 @@ TEST_COLUMNS = COLUMNS[:7]
 
 
 def mean_and_spread(values: list, digits: int, scale: float = 1.0) -> str:
-    """``mean ± sample standard deviation`` of one column over seeds; the mean alone for one seed."""
+    """``mean ± sample standard deviation`` of one column over seeds; the mean alone for one seed; '-'
+    where pycocotools found no objects of that size (-1)."""
+    if all(v == -1 for v in values):
+        return '-'
     values = np.asarray(values, dtype=np.float64) / scale
     if len(values) == 1:
         return f'{values[0]:.{digits}f}'
