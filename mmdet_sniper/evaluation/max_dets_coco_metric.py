@@ -70,13 +70,12 @@ class MaxDetsCocoMetric(CocoMetric):
     def compute_metrics(self, results: list) -> dict:
         evaluations = []
 
-        class Recorded(_MaxDetsCOCOeval):
-            def summarize(self):
-                super().summarize()
-                evaluations.append(self)
+        def evaluation(*args, **kwargs) -> _MaxDetsCOCOeval:
+            evaluations.append(_MaxDetsCOCOeval(*args, **kwargs))
+            return evaluations[-1]
 
         # CocoMetric builds its COCOeval from its module's name for it.
-        with mock.patch.object(coco_metric_module, 'COCOeval', Recorded):
+        with mock.patch.object(coco_metric_module, 'COCOeval', evaluation):
             metrics = super().compute_metrics(results)
         if evaluations:  # none when nothing was detected
             metrics['bbox_mAP_100dets'] = round(evaluations[-1].ap_at_100, 3)
