@@ -119,6 +119,12 @@ def test_trains_and_resumes_mid_epoch_without_repeating_or_skipping_chips(data_r
     assert np.isfinite(resumed.losses).all()
 
 
+def logged_losses(work_dir):
+    """The losses mmengine's LoggerHook wrote into a tools/train.py work dir."""
+    scalars = glob.glob(str(work_dir / '*' / 'vis_data' / 'scalars.json'))
+    return [json.loads(line)['loss'] for line in Path(scalars[0]).read_text().splitlines() if '"loss"' in line]
+
+
 def test_torchrun_two_gloo_processes(data_root, tmp_path):
     env = dict(os.environ, SNIPER_DATA_ROOT=f'{data_root}/', PYTHON=sys.executable, PORT='29517',
                OMP_NUM_THREADS='1')
@@ -132,8 +138,7 @@ def test_torchrun_two_gloo_processes(data_root, tmp_path):
     log = (result.stdout + result.stderr)
     assert 'Distributed launcher: pytorch' in log and 'Distributed training: True' in log
     assert 'GPU number: 2' in log  # mmengine's name for the world size
-    scalars = glob.glob(str(tmp_path / 'dist' / '*' / 'vis_data' / 'scalars.json'))
-    losses = [json.loads(line)['loss'] for line in Path(scalars[0]).read_text().splitlines() if '"loss"' in line]
+    losses = logged_losses(tmp_path / 'dist')
     assert len(losses) >= 4 and np.isfinite(losses).all()
     assert (tmp_path / 'dist' / 'epoch_2.pth').exists()
 
@@ -169,8 +174,7 @@ def _train_losses(data_root, work_dir, *args):
          'log_processor.window_size=1'],
         capture_output=True, text=True, env=env, timeout=600, cwd=str(ROOT))
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    scalars = glob.glob(str(work_dir / '*' / 'vis_data' / 'scalars.json'))
-    return [json.loads(line)['loss'] for line in Path(scalars[0]).read_text().splitlines() if '"loss"' in line]
+    return logged_losses(work_dir)
 
 
 def test_seed_repeats_a_training_run_and_another_seed_changes_it(data_root, tmp_path):
