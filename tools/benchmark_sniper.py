@@ -95,7 +95,7 @@ def pyramid_resizes(sniper: dict) -> list:
     return [resize_args(float(s)) for s in scales[:-1]] + [resize_args((scales[-1], scales[-1]))]
 
 
-def full_image_train(cfg, resizes: list, batch: int) -> None:
+def full_image_train(cfg, resizes: list, batch: int, num_workers: int = 0) -> None:
     """Replaces the chips by whole training images, each at every one of ``resizes``, per epoch."""
     images = cfg.train_dataloader.dataset.dataset
     datasets = []
@@ -110,7 +110,8 @@ def full_image_train(cfg, resizes: list, batch: int) -> None:
         ]
         datasets.append(dataset)
     cfg.train_dataloader = dict(
-        batch_size=batch, num_workers=0, persistent_workers=False, sampler=dict(type='InfiniteSampler', shuffle=True),
+        batch_size=batch, num_workers=num_workers, persistent_workers=num_workers > 0,
+        sampler=dict(type='InfiniteSampler', shuffle=True),
         dataset=dict(type='ConcatDataset', datasets=datasets))
     cfg.custom_hooks = []
 
