@@ -3,7 +3,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: env demo test benchmark-ops benchmark-chips benchmark-pipeline benchmark-inference cuda-check
+.PHONY: env demo test benchmark-ops benchmark-chips benchmark-pipeline benchmark-inference cuda-check gpu-wheelhouse gpu-rehearsal
 
 env:
 	tools/setup_env.sh $(VENV)
@@ -31,3 +31,12 @@ test: env
 # Builds the CUDA kernels against torch 2.14.1 in .venv-cuda (no GPU needed); run by CI.
 cuda-check:
 	tools/cuda_compile_check.sh
+
+# The wheels and mmcv's sdist a GPU machine without a registry needs (DEVELOPERS.md, "On a GPU machine").
+gpu-wheelhouse: env
+	PYTHON=$(PY) tools/gpu_wheelhouse.sh .whl
+
+# The GPU run rehearsed here: Python 3.12 + torch 2.11.0 as on the GPU image, all of mmcv's CUDA
+# sources compiled for sm_90, the GPU check at a smoke size on the CPU. About an hour on 2 cores.
+gpu-rehearsal: env
+	tools/gpu_rehearsal.sh work_dirs/gpu_rehearsal_out
