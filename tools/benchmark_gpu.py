@@ -23,6 +23,7 @@ CUDA is there. The backbone starts from random weights: the GPU machines cannot 
 Writes WORK_DIR/results.json and WORK_DIR/results.md (the table, also printed).
 """
 import argparse
+import glob
 import json
 import math
 import os
@@ -30,12 +31,11 @@ import os.path as osp
 import platform
 import subprocess
 import sys
-import time
 
 import numpy as np
 import torch
 
-from benchmark_sniper import full_image_train, pyramid_resizes  # a sibling tool: tools/ is on sys.path
+from benchmark_sniper import full_image_train, pyramid_resizes, run  # a sibling tool: tools/ is on sys.path
 from mmdet_sniper.engine.launch import build_train_dataset, read_config
 from mmdet_sniper.testing.synthetic_coco import CLASSES, write_synthetic_coco
 
@@ -55,12 +55,6 @@ def parse_args():
     parser.add_argument('--workers', type=int, help="data loader workers (default: the config's)")
     parser.add_argument('--work-dir', default='work_dirs/benchmark_gpu')
     return parser.parse_args()
-
-
-def run(*command, env=None):
-    start = time.perf_counter()
-    subprocess.run(list(command), check=True, env=env)
-    return time.perf_counter() - start
 
 
 def sniper_config(data_root: str, args):
@@ -102,9 +96,7 @@ def iteration_schedule(cfg, iters: int, batch: int) -> None:
 def training_figures(work_dir: str, items_per_iter: int) -> dict:
     """Throughput, data wait and peak memory from the run's logged scalars (mmengine's
     vis_data/scalars.json), the first logged window (cuDNN autotuning, allocator growth) left out."""
-    scalars = sorted(os.path.join(root, f) for root, _, files in os.walk(work_dir) for f in files
-                     if f == 'scalars.json')
-    with open(scalars[-1]) as f:
+    with open(sorted(glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json')))[-1]) as f:
         logs = [json.loads(line) for line in f if line.strip()]
     train = [log for log in logs if 'loss' in log]
     losses = [log[k] for log in train for k in log if k.startswith('loss')]
@@ -116,17 +108,16 @@ def training_figures(work_dir: str, items_per_iter: int) -> dict:
                 losses_finite=bool(losses) and all(math.isfinite(v) for v in losses), last_loss=train[-1]['loss'])
 
 
-def train(config_file: str, work_dir: str, args, extra=()) -> float:
+def train(config_file: str, work_dir: str) -> None:
     amp = ['--amp'] if torch.cuda.is_available() else []
-    return run(sys.executable, 'tools/train.py', config_file, '--work-dir', work_dir, '--seed', '0', *amp, *extra)
+    run('tools/train.py', config_file, '--work-dir', work_dir, '--seed', '0', *amp)
 
 
 def test_figures(config_file: str, checkpoint: str, work_dir: str, *test_args) -> dict:
     """AP of one test of ``checkpoint`` and its images/s (mmengine's mean step time of the test loop,
     one image a step)."""
-    run(sys.executable, 'tools/test.py', config_file, checkpoint, '--work-dir', work_dir, *test_args)
-    with open(sorted(f for f in (osp.join(r, n) for r, _, names in os.walk(work_dir) for n in names)
-                     if f.endswith('.json') and 'vis_data' not in f)[-1]) as f:
+    run('tools/test.py', config_file, checkpoint, '--work-dir', work_dir, *test_args)
+    with open(sorted(glob.glob(osp.join(work_dir, '*', '*.json')))[-1]) as f:
         metrics = json.load(f)
     return dict(AP=metrics.get('coco/bbox_mAP', 0.0), AP_s=metrics.get('coco/bbox_mAP_s', 0.0),
                 images_per_s=1.0 / metrics['time'])
@@ -184,7 +175,7 @@ def main():
     cfg.dump(sniper_file)
     chips_per_image = len(build_train_dataset(cfg)) / args.images
     sniper_dir = osp.join(args.work_dir, 'sniper')
-    train(sniper_file, sniper_dir, args)
+    train(sniper_file, sniper_dir)
     sniper = training_figures(sniper_dir, args.batch)
     checkpoint = osp.join(sniper_dir, f'iter_{args.iters}.pth')
 
@@ -195,7 +186,7 @@ def main():
     full_file = osp.join(args.work_dir, 'full_image.py')
     full_cfg.dump(full_file)
     full_dir = osp.join(args.work_dir, 'full_image')
-    train(full_file, full_dir, args)
+    train(full_file, full_dir)
     full = training_figures(full_dir, args.full_batch)
 
     tests = {'SNIPER multi-scale test (3 scales, valid ranges)': [],
@@ -205,11 +196,11 @@ def main():
 
     dist_dir = osp.join(args.work_dir, 'torchrun')
     env = dict(os.environ, PYTHON=sys.executable, PORT=os.environ.get('PORT', '29511'))
-    run('tools/dist_train.sh', sniper_file, '1', '--work-dir', dist_dir, '--seed', '0',
-        *(['--amp'] if torch.cuda.is_available() else []),
-        '--cfg-options', f'train_cfg.max_iters={args.dist_iters}',
-        f'default_hooks.checkpoint.interval={args.dist_iters}',
-        f'default_hooks.logger.interval={min(LOG_INTERVAL, args.dist_iters)}', env=env)
+    subprocess.run(['tools/dist_train.sh', sniper_file, '1', '--work-dir', dist_dir, '--seed', '0',
+                    *(['--amp'] if torch.cuda.is_available() else []),
+                    '--cfg-options', f'train_cfg.max_iters={args.dist_iters}',
+                    f'default_hooks.checkpoint.interval={args.dist_iters}',
+                    f'default_hooks.logger.interval={min(LOG_INTERVAL, args.dist_iters)}'], check=True, env=env)
     dist = training_figures(dist_dir, args.batch)
 
     sniper_s_per_image = chips_per_image / sniper['items_per_s']
