@@ -64,7 +64,8 @@ def sniper_config(data_root: str, args):
     cfg.model.roi_head.bbox_head.num_classes = len(CLASSES)
     loader = cfg.train_dataloader
     if args.workers is not None:
-        loader.update(num_workers=args.workers, persistent_workers=args.workers > 0)
+        for dataloader in (loader, cfg.test_dataloader):
+            dataloader.update(num_workers=args.workers, persistent_workers=args.workers > 0)
     loader.batch_size = args.batch
     loader.dataset.cache_dir = None
     loader.dataset.dataset.update(data_root=osp.join(data_root, 'train', ''), ann_file='annotations.json',
@@ -72,8 +73,6 @@ def sniper_config(data_root: str, args):
     test = cfg.test_dataloader.dataset
     test.update(data_root=osp.join(data_root, 'val', ''), ann_file='annotations.json',
                 data_prefix=dict(img='images/'), metainfo=dict(classes=CLASSES))
-    if args.workers is not None:
-        cfg.test_dataloader.update(num_workers=args.workers, persistent_workers=args.workers > 0)
     cfg.test_evaluator.ann_file = osp.join(data_root, 'val', 'annotations.json')
     cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
     return cfg
@@ -108,9 +107,13 @@ def training_figures(work_dir: str, items_per_iter: int) -> dict:
                 losses_finite=bool(losses) and all(math.isfinite(v) for v in losses), last_loss=train[-1]['loss'])
 
 
+def amp_args() -> list:
+    """tools/train.py's --amp where CUDA is: mmengine's AmpOptimWrapper refuses the CPU."""
+    return ['--amp'] if torch.cuda.is_available() else []
+
+
 def train(config_file: str, work_dir: str) -> None:
-    amp = ['--amp'] if torch.cuda.is_available() else []
-    run('tools/train.py', config_file, '--work-dir', work_dir, '--seed', '0', *amp)
+    run('tools/train.py', config_file, '--work-dir', work_dir, '--seed', '0', *amp_args())
 
 
 def test_figures(config_file: str, checkpoint: str, work_dir: str, *test_args) -> dict:
@@ -197,7 +200,7 @@ def main():
     dist_dir = osp.join(args.work_dir, 'torchrun')
     env = dict(os.environ, PYTHON=sys.executable, PORT=os.environ.get('PORT', '29511'))
     subprocess.run(['tools/dist_train.sh', sniper_file, '1', '--work-dir', dist_dir, '--seed', '0',
-                    *(['--amp'] if torch.cuda.is_available() else []),
+                    *amp_args(),
                     '--cfg-options', f'train_cfg.max_iters={args.dist_iters}',
                     f'default_hooks.checkpoint.interval={args.dist_iters}',
                     f'default_hooks.logger.interval={min(LOG_INTERVAL, args.dist_iters)}'], check=True, env=env)

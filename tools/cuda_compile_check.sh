@@ -14,11 +14,8 @@ venv=${1:-$root/.venv-cuda}
 [[ -x $venv/bin/python ]] || python3.11 -m venv "$venv"
 "$venv/bin/python" -m pip install -q torch==2.14.1 "setuptools>=77.0.3" wheel ninja numpy pytest
 
-# nvcc may be a wrapper script outside the toolkit, so ask nvcc where its toolkit is.
-export CUDA_HOME=${CUDA_HOME:-$(cd "$(nvcc --dryrun -E -x cu /dev/null 2>&1 | sed -n 's/^#\$ TOP=//p')" && pwd)}
-site=$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
-# The toolkit here lacks some headers torch includes (cusparse.h); torch's own CUDA wheels have them.
-export CPATH=$site/nvidia/cu13/include${CPATH:+:$CPATH}
+# shellcheck source=tools/cuda_toolkit_env.sh
+source "$root/tools/cuda_toolkit_env.sh" "$venv/bin/python"
 
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT

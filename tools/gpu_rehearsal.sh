@@ -27,11 +27,8 @@ fi
 
 PYTHON=$root/.venv/bin/python "$root/tools/gpu_wheelhouse.sh" "$root/.whl"
 
-# nvcc may be a wrapper outside its toolkit: ask it where the toolkit is. The toolkit here lacks
-# some headers torch includes (cusparse.h); torch's CUDA wheels bring them.
-export CUDA_HOME=${CUDA_HOME:-$(cd "$(nvcc --dryrun -E -x cu /dev/null 2>&1 | sed -n 's/^#\$ TOP=//p')" && pwd)}
-site=$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
-export CPATH=$site/nvidia/cu13/include${CPATH:+:$CPATH}
+# shellcheck source=tools/cuda_toolkit_env.sh
+source "$root/tools/cuda_toolkit_env.sh" "$venv/bin/python"
 export PATH=$venv/bin:$PATH  # gpu_check.sh runs python3, as on the GPU machine
 export TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-9.0}
 export GPU_SITE=${GPU_SITE:-$root/.gpu-site-rehearsal} WORK_DIR=${WORK_DIR:-$root/work_dirs/gpu_rehearsal}

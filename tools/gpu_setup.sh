@@ -4,9 +4,9 @@
 #   1. installs its wheels into SITE (no index, no dependencies resolved: the image holds the rest);
 #   2. builds mmcv 2.1.0 from its source distribution with its CUDA ops for the local GPU only;
 #   3. builds this project's extension with its CUDA kernels, in place;
-#   4. checks that mmcv's CUDA ops and ours run on the GPU.
+#   4. runs mmcv's nms and roi_align on the GPU and checks that our ops have CUDA kernels.
 # Then: export PYTHONPATH=SITE:$PWD   (tools/gpu_check.sh does it itself).
-# A finished SITE is kept: a second run on the same machine only checks it.
+# A second run on the same machine skips the mmcv build (SITE holds it) and rebuilds ours incrementally.
 # Usage: tools/gpu_setup.sh [WHEEL_DIR] [SITE]   (defaults .whl and .gpu-site in the repository root)
 # Environment: PYTHON (default python3), TORCH_CUDA_ARCH_LIST (default the local GPU's; required
 # without a GPU, e.g. 9.0 for a compile check), MAX_JOBS (default all cores).
@@ -71,7 +71,7 @@ if torch.cuda.is_available():
     rois = torch.tensor([[0., 0., 0., 8., 8.]], device='cuda')
     pooled = roi_align(torch.ones(1, 2, 16, 16, device='cuda'), rois, (2, 2), 1.0, 2)
     assert torch.allclose(pooled, torch.ones_like(pooled)), pooled
-    print('[gpu_setup] mmcv nms and roi_align and the sniper ops run on', torch.cuda.get_device_name())
+    print('[gpu_setup] mmcv nms and roi_align run on', torch.cuda.get_device_name())
 else:
     print('[gpu_setup] no GPU: built and imported, not run')
 PY

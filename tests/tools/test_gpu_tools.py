@@ -82,7 +82,8 @@ def test_training_figures_flag_a_non_finite_loss_and_a_cpu_run_has_no_memory(tmp
     assert benchmark_gpu.training_figures(str(tmp_path / 'one'), items_per_iter=2)['items_per_s'] == pytest.approx(1.0)
 
 
-@pytest.mark.parametrize('script', ['gpu_wheelhouse.sh', 'gpu_setup.sh', 'gpu_check.sh'])
+@pytest.mark.parametrize('script', ['gpu_wheelhouse.sh', 'gpu_setup.sh', 'gpu_check.sh', 'gpu_rehearsal.sh',
+                                    'cuda_toolkit_env.sh'])
 def test_the_gpu_scripts_parse(script):
     result = subprocess.run(['bash', '-n', str(ROOT / 'tools' / script)], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
