@@ -46,7 +46,7 @@ from mmdet_sniper.transforms.test_scale import resize_args
 
 DATASETS = {
     'trees': dict(detector='configs/sniper_faster_rcnn_mnv2_trees_cpu.py', rpn='configs/sniper_rpn_mnv2_trees_cpu.py',
-                  prepare=['tools/prepare_tree_data.py', 'data/trees']),
+                  prepare=['tools/dataset_converters/prepare_tree_data.py', 'data/trees']),
     'synthetic': dict(detector='configs/sniper_faster_rcnn_mnv2_tiny_cpu.py', rpn='configs/sniper_rpn_mnv2_tiny_cpu.py',
                       prepare=['tools/make_synthetic_data.py', 'data/synthetic']),
 }

