@@ -26,7 +26,9 @@ auto_scale_lr = {{_base_.sniper_auto_scale_lr}}
 # The authors train 7 epochs over COCO stored twice (as is and flipped), the lr divided by 10 after
 # 5.33: 14 passes over the images, the step after 10.7. Here every epoch flips at random: 14 epochs,
 # the step after 11.
-train_cfg = dict(max_epochs=14)
+# ChipEpochTrainLoop: the chips of every epoch counted (their number changes each epoch), a
+# resume within an epoch going on with its next chip.
+train_cfg = dict(type='ChipEpochTrainLoop', max_epochs=14)
 param_scheduler = [
     {{_base_.sniper_warmup}},
     dict(type='MultiStepLR', begin=0, end=14, by_epoch=True, milestones=[11], gamma=0.1)]

@@ -16,6 +16,9 @@ model = dict(
                           ignore_iof_thr=-1))))
 
 train_dataloader = {{_base_.sniper_train_dataloader}}
+# ChipEpochTrainLoop: the chips of every epoch counted (their number changes each epoch), a
+# resume within an epoch going on with its next chip.
+train_cfg = dict(type='ChipEpochTrainLoop')
 tta_model = {{_base_.sniper_tta_model}}
 tta_pipeline = {{_base_.sniper_tta_pipeline}}
 auto_scale_lr = dict(enable=False, base_batch_size=128)

@@ -25,7 +25,7 @@ def test_config_inherits_mmdet_and_builds_the_sniper_model(name):
     assert [t.type for t in loader.dataset.dataset.pipeline][:3] == ['CachedLoadImageFromFile', 'LoadAnnotations',
                                                                       'CropChip']
     assert {'chip_valid_range', 'scale_factor'} <= set(loader.dataset.dataset.pipeline[-1].meta_keys)
-    assert cfg.custom_hooks == [dict(type='ChipSamplerResumeHook')]
+    assert cfg.train_cfg.type == 'ChipEpochTrainLoop'
     assert cfg.val_dataloader.dataset.type == 'CocoDataset'  # mmdet's test stays as inherited
     model = MODELS.build(cfg.model)
     rpn_head = model.bbox_head if type(model).__name__ == 'RPN' else model.rpn_head  # mmdet's RPN names it so
@@ -105,7 +105,7 @@ def test_another_detector_takes_sniper_by_inheritance():
     cfg = Config.fromfile(str(CONFIGS / 'sniper_retinanet.py'))
     assert cfg.train_dataloader.dataset.type == 'SniperDataset'
     assert cfg.tta_model.type == 'SniperTestTimeAug' and cfg.tta_pipeline[-1].type == 'SniperTestViews'
-    assert cfg.custom_hooks == [dict(type='ChipSamplerResumeHook')]
+    assert cfg.train_cfg.type == 'ChipEpochTrainLoop'
     cfg.model.backbone.init_cfg = None
     model = MODELS.build(cfg.model)
     assert type(model).__name__ == 'RetinaNet' and type(model.bbox_head.assigner).__name__ == 'IgnoreRegionAssigner'

@@ -39,8 +39,9 @@ class RecordChips(Hook):
 
     def before_train_epoch(self, runner):
         dataset = runner.train_dataloader.dataset
-        self.tables[runner.epoch] = sorted((Path(dataset.image_paths[k.image_index]).name, k.chip)
-                                           for k in map(dataset.chip_key, range(len(dataset))))
+        table = dataset.chips.table(runner.epoch)
+        self.tables[runner.epoch] = sorted((Path(dataset.image_paths[image]).name, tuple(chip.tolist()))
+                                           for image, chip in zip(table.image_index, table.chips))
 
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
         self.chips.append([(Path(s.img_path).name, tuple(s.chip.tolist())) for s in data_batch['data_samples']])
@@ -147,10 +148,11 @@ def test_a_chip_without_boxes_trains_as_background(data_root, one_thread):
     from mmdet.registry import DATASETS, MODELS
     from mmdet.utils import register_all_modules
     from mmengine.dataset import pseudo_collate
+    from mmdet_sniper.datasets import ChipKey
     register_all_modules()
     cfg = tiny_config(data_root, data_root / 'unused', 1)
     dataset = DATASETS.build(cfg.train_dataloader.dataset)
-    first = dataset.chip_key(0)
+    first = ChipKey.of(dataset.chips.table(0), 0, epoch=0)
     # The same chip with its image's boxes removed, as for an image without ground truth.
     info = dataset.get_data_info(first)
     info.update(instances=[], chip_instance_valid=np.zeros(0, bool))

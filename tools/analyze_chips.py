@@ -25,9 +25,9 @@ def parse_args():
     return parser.parse_args()
 
 
-def chip_statistics(dataset) -> dict:
-    """The current epoch's numbers: the table's summary, plus the coverage of the boxes."""
-    summary = dataset.table.summary()
+def chip_statistics(dataset, table) -> dict:
+    """An epoch's numbers: its table's summary, plus the coverage of the boxes."""
+    summary = table.summary()
     targets = sum(int((~crowd).sum()) for crowd in dataset.gt_crowd)
     valid = targets - summary['boxes_without_scale']
     summary['coverage'] = 1 - summary['uncovered_boxes'] / valid if valid else 1.0
@@ -35,18 +35,17 @@ def chip_statistics(dataset) -> dict:
     return summary
 
 
-def format_statistics(epoch: int, dataset, s: dict) -> str:
+def format_statistics(epoch: int, table, s: dict) -> str:
     """The table's own summary, plus the positive/negative ratio and the coverage."""
     ratio = 'no negatives' if s['positive_per_negative'] is None else f'{s["positive_per_negative"]:.2f}'
-    return '\n'.join([f'epoch {epoch}:', dataset.table.format_summary(), f'positive per negative chip: {ratio}',
+    return '\n'.join([f'epoch {epoch}:', table.format_summary(), f'positive per negative chip: {ratio}',
                       f'coverage: {s["coverage"]:.4f} of the boxes valid at some scale lie in a positive chip'])
 
 
-def histogram(dataset, path: str) -> None:
+def histogram(table, epoch: int, path: str) -> None:
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    table = dataset.table
     counts = [np.bincount(table.image_index[table.scale_index == s], minlength=table.num_images)
               for s in range(table.num_scales)]
     bins = np.arange(max(int(c.max(initial=0)) for c in counts) + 2) - 0.5
@@ -54,7 +53,7 @@ def histogram(dataset, path: str) -> None:
     axis.hist(counts, bins=bins, stacked=True, label=[f'scale {s}' for s in range(table.num_scales)])
     axis.set_xlabel('chips of the image at the scale')
     axis.set_ylabel('images (stacked by scale)')
-    axis.set_title(f'SNIPER chips per image, epoch {dataset.epoch}')
+    axis.set_title(f'SNIPER chips per image, epoch {epoch}')
     axis.legend()
     figure.tight_layout()
     figure.savefig(path, dpi=100)
@@ -63,14 +62,16 @@ def histogram(dataset, path: str) -> None:
 
 def main():
     args = parse_args()
+    if args.epochs < 1:
+        raise ValueError(f'--epochs must be at least 1, got {args.epochs}')
     dataset = build_train_dataset(read_config(args.config, args.cfg_options))
-    if not hasattr(dataset, 'table'):
+    if not hasattr(dataset, 'chips'):
         raise ValueError(f'{args.config} does not train on a SniperDataset')
     for epoch in range(args.epochs):
-        dataset.set_epoch(epoch)
-        print(format_statistics(epoch, dataset, chip_statistics(dataset)))
+        table = dataset.chips.table(epoch)
+        print(format_statistics(epoch, table, chip_statistics(dataset, table)))
     if args.out:
-        histogram(dataset, args.out)
+        histogram(table, epoch, args.out)
         print(f'wrote {args.out}')
 
 

@@ -65,9 +65,10 @@ def main():
             dataset=coco(root, [dict(type='CachedLoadImageFromFile'), dict(type='LoadAnnotations', with_bbox=True),
                                 dict(type='CropChip'), dict(type='RandomFlip', prob=0.5),
                                 dict(type='PackDetInputs', meta_keys=META_KEYS)])))
-        chips_per_image = len(sniper) / args.images
-        print(f'{args.images} images of 640x480, {len(sniper)} chips ({chips_per_image:.2f} per image), one thread; '
-              f'chip pixels / 3-scale pyramid pixels: {sniper.table.summary()["pixel_ratio"]:.3f}')
+        table = sniper.chips.table(0)
+        chips_per_image = len(table) / args.images
+        print(f'{args.images} images of 640x480, {len(table)} chips ({chips_per_image:.2f} per image), one thread; '
+              f'chip pixels / 3-scale pyramid pixels: {table.summary()["pixel_ratio"]:.3f}')
         rows = []
         for name, grouped in (('SNIPER chips, shuffled', False), ('SNIPER chips, grouped by image', True)):
             keys = list(ChipAwareSampler(sniper, shuffle=True, seed=0, group_by_image=grouped))

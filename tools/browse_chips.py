@@ -30,10 +30,10 @@ def parse_args():
     return parser.parse_args()
 
 
-def draw_image(dataset, image: int):
-    """One panel per scale of ``image``: its chips and its boxes, as a BGR array."""
+def draw_image(dataset, table, image: int):
+    """One panel per scale of ``image``: the chips ``table`` gives it and its boxes, as a BGR array."""
     import cv2
-    table, pyramid = dataset.table, dataset.pyramid
+    pyramid = dataset.pyramid
     original = cv2.imread(dataset.image_paths[image])
     if original is None:
         raise FileNotFoundError(f'cannot read image {dataset.image_paths[image]}')
@@ -68,16 +68,16 @@ def main():
     args = parse_args()
     import cv2
     dataset = build_train_dataset(read_config(args.config, args.cfg_options))
-    if not hasattr(dataset, 'table'):
+    if not hasattr(dataset, 'chips'):
         raise ValueError(f'{args.config} does not train on a SniperDataset')
-    dataset.set_epoch(args.epoch)
+    table = dataset.chips.table(args.epoch)
     os.makedirs(args.out_dir, exist_ok=True)
     for image in args.images:
         if not 0 <= image < len(dataset.image_paths):
             raise ValueError(f'--images: {image} is not an image index (the training set has '
                              f'{len(dataset.image_paths)} images)')
         out = osp.join(args.out_dir, f'{osp.splitext(osp.basename(dataset.image_paths[image]))[0]}_chips.png')
-        cv2.imwrite(out, draw_image(dataset, image))
+        cv2.imwrite(out, draw_image(dataset, table, image))
         print(f'wrote {out}')
 
 

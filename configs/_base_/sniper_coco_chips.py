@@ -98,6 +98,3 @@ sniper_optim_wrapper = dict(
     clip_grad=dict(max_norm=35, norm_type=2))
 sniper_warmup = dict(type='LinearLR', start_factor=1 / 30, by_epoch=False, begin=0, end=1000)
 sniper_auto_scale_lr = dict(enable=False, base_batch_size=128)
-
-# Makes a run resumed from a mid-epoch checkpoint continue with the next chip of that epoch.
-custom_hooks = [dict(type='ChipSamplerResumeHook')]

@@ -1,3 +1,4 @@
-from .sniper_dataset import ChipKey, SniperDataset
+from .epoch_chips import ChipKey, EpochChips
+from .sniper_dataset import SniperDataset
 
-__all__ = ['ChipKey', 'SniperDataset']
+__all__ = ['ChipKey', 'EpochChips', 'SniperDataset']

@@ -1,4 +1,4 @@
-from .chip_sampler_resume_hook import ChipSamplerResumeHook
+from .chip_epoch_train_loop import ChipEpochTrainLoop
 from .progress_bar_hook import TestProgressBarHook
 
-__all__ = ['ChipSamplerResumeHook', 'TestProgressBarHook']
+__all__ = ['ChipEpochTrainLoop', 'TestProgressBarHook']

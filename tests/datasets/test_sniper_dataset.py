@@ -8,7 +8,7 @@ import pytest
 import mmdet_sniper  # noqa: F401  (registers the datasets and transforms)
 from mmdet_sniper.chips import ChipGenerator, ChipTable
 from mmdet_sniper.datasets import ChipKey, SniperDataset
-from mmdet_sniper.datasets import sniper_dataset
+from mmdet_sniper.datasets import epoch_chips
 from mmdet.utils import register_all_modules
 from mmdet_sniper.testing.synthetic_coco import CLASSES, write_synthetic_coco
 
@@ -36,6 +36,12 @@ def build(root, tmp_path, **kwargs):
     return SniperDataset(coco_config(root), **{'cache_dir': str(tmp_path / 'cache'), **SETTINGS, **kwargs})
 
 
+def keys_of(dataset, epoch=0):
+    """Every chip of ``epoch`` as a key, in table order."""
+    table = dataset.chips.table(epoch)
+    return [ChipKey.of(table, row, epoch) for row in range(len(table))]
+
+
 def coco_inputs(root):
     coco = json.loads((root / 'annotations.json').read_text())
     sizes = np.array([[im['width'], im['height']] for im in coco['images']])
@@ -51,23 +57,21 @@ def test_items_are_the_generators_chips_of_the_epoch(coco_root, tmp_path):
     dataset = build(coco_root, tmp_path, seed=5)
     _, sizes, boxes, crowd = coco_inputs(coco_root)
     generator = ChipGenerator(**SETTINGS)
-    for epoch in (0, 3):
-        dataset.set_epoch(epoch)
+    for epoch in (3, 0):
         expected = generator.generate_positive(sizes, boxes, crowd, seed=5, epoch=epoch)
-        assert len(dataset) == len(expected) > 0
-        keys = [dataset.chip_key(row) for row in range(len(dataset))]
+        keys = keys_of(dataset, epoch)
+        assert len(keys) == len(expected) > 0
         np.testing.assert_array_equal([k.chip for k in keys], expected.chips)
         np.testing.assert_array_equal([k.image_index for k in keys], expected.image_index)
         np.testing.assert_array_equal([k.scale_index for k in keys], expected.scale_index)
         assert {k.stride for k in keys} == {expected.stride} and {k.epoch for k in keys} == {epoch}
-        np.testing.assert_array_equal(dataset.chip_image_index(), expected.image_index)
 
 
 def test_an_item_is_the_chip_cropped_with_its_targets(coco_root, tmp_path):
     dataset = build(coco_root, tmp_path)
     coco, _, boxes, _ = coco_inputs(coco_root)
-    for row in range(len(dataset)):
-        key = dataset.chip_key(row)
+    keys = keys_of(dataset)
+    for key in keys:
         info = dataset.get_data_info(key)
         assert info['img_path'].endswith(coco['images'][key.image_index]['file_name'])
         # Validity by the chip's scale: the size rule of the valid range, checked directly.
@@ -76,7 +80,7 @@ def test_an_item_is_the_chip_cropped_with_its_targets(coco_root, tmp_path):
         in_range = ((lo < 0) | (size >= lo)) & ((hi < 0) | (size < hi))
         assert not (info['chip_instance_valid'] & ~in_range).any()
         sample = dataset[key]['data_samples']
-        assert dataset[row]['data_samples'].chip.tolist() == list(key.chip)
+        assert sample.chip.tolist() == list(key.chip)
         # The chip's pixels, unpadded (an image smaller than a chip gives a smaller crop).
         x1, y1, x2, y2 = key.chip
         assert sample.img_shape == (round(y2 - y1), round(x2 - x1)) and max(sample.img_shape) <= 256
@@ -84,38 +88,34 @@ def test_an_item_is_the_chip_cropped_with_its_targets(coco_root, tmp_path):
         # Targets lie inside the chip.
         targets = sample.gt_instances.bboxes.tensor.numpy()
         assert ((targets >= 0) & (targets <= 256)).all()
-    assert sum(len(dataset[r]['data_samples'].gt_instances) for r in range(len(dataset))) > 0
+    assert sum(len(dataset[key]['data_samples'].gt_instances) for key in keys) > 0
 
 
 def test_chips_are_cached_so_a_restart_does_not_recompute(coco_root, tmp_path, monkeypatch):
     first = build(coco_root, tmp_path)
-    first.set_epoch(1)
-    assert os.path.exists(first.cache_path(0)) and os.path.exists(first.cache_path(1))
+    first_keys = keys_of(first, 1)
+    assert not os.path.exists(first.chips.cache_path(0)) and os.path.exists(first.chips.cache_path(1))
 
     def no_generation(*args, **kwargs):
         raise AssertionError('chips were generated again')
 
     monkeypatch.setattr(ChipGenerator, 'generate_positive', no_generation)
     second = build(coco_root, tmp_path)
-    second.set_epoch(1)
-    assert [second.chip_key(r) for r in range(len(second))] == [first.chip_key(r) for r in range(len(first))]
+    assert keys_of(second, 1) == first_keys
     # Other settings are other chips: they are generated, not loaded.
     with pytest.raises(AssertionError, match='generated again'):
-        build(coco_root, tmp_path, chip_stride=40)
+        build(coco_root, tmp_path, chip_stride=40).chips.table(1)
 
 
-def test_epochs_redraw_the_stride_and_log_their_statistics(coco_root, tmp_path, monkeypatch):
+def test_epochs_redraw_the_stride_and_log_their_statistics_once(coco_root, tmp_path, monkeypatch):
     logged = []
-    monkeypatch.setattr(sniper_dataset, 'print_log', lambda message, **kwargs: logged.append(message))
+    monkeypatch.setattr(epoch_chips, 'print_log', lambda message, **kwargs: logged.append(message))
     dataset = build(coco_root, tmp_path, cache_dir=None)
-    strides = set()
-    for epoch in range(8):
-        dataset.set_epoch(epoch)
-        strides.add(dataset.chip_key(0).stride)
+    strides = {dataset.chips.table(epoch).stride for epoch in range(8)}
     assert len(strides) > 1 and strides <= set(range(28, 32))
     assert len(logged) == 8 and all('positive/image' in m and 'SNIPER chips of epoch' in m for m in logged)
-    dataset.set_epoch(7)  # the current epoch: nothing to do
-    assert len(logged) == 8
+    # Made again (only the last table is kept in memory), an epoch is not reported again, and is the same.
+    assert keys_of(dataset, 3) == keys_of(dataset, 3) and len(logged) == 8
 
 
 def test_negative_chips_come_from_the_proposals_file(coco_root, tmp_path):
@@ -129,7 +129,7 @@ def test_negative_chips_come_from_the_proposals_file(coco_root, tmp_path):
     path = tmp_path / 'proposals.pkl'
     path.write_bytes(pickle.dumps(proposals))
     dataset = build(coco_root, tmp_path, proposals_file=str(path), neg_chips_per_image=1)
-    negatives = [dataset.chip_key(r) for r in range(len(dataset)) if not dataset.chip_key(r).positive]
+    negatives = [key for key in keys_of(dataset) if not key.positive]
     assert negatives and len({k.image_index for k in negatives}) == len(negatives)  # one per image at most
     sample = dataset[negatives[0]]['data_samples']
     assert sample.img_shape == (256, 256)
@@ -147,9 +147,9 @@ def test_unheld_boxes_are_reported_with_their_image(tmp_path, monkeypatch):
     coco['annotations'].append(dict(id=7, image_id=1, category_id=1, bbox=[10, 10, 35, 35], area=1225, iscrowd=0))
     (root / 'annotations.json').write_text(json.dumps(coco))
     logged = []
-    monkeypatch.setattr(sniper_dataset, 'print_log', lambda message, **kwargs: logged.append(message))
+    monkeypatch.setattr(epoch_chips, 'print_log', lambda message, **kwargs: logged.append(message))
     SniperDataset(coco_config(root), scales=(2.0, 1.0), valid_ranges=((-1, 30), (40, 100)), chip_size=256,
-                  chip_stride=32, cache_dir=None)
+                  chip_stride=32, cache_dir=None).chips.table(0)
     assert any('1 ground-truth boxes are valid at no scale' in m and '000000.jpg box 1' in m for m in logged)
 
 
@@ -160,7 +160,7 @@ def test_an_image_without_boxes_has_no_positive_chip_and_trains_as_background(tm
     coco['annotations'] = [a for a in coco['annotations'] if a['image_id'] == 1]
     (root / 'annotations.json').write_text(json.dumps(coco))
     dataset = SniperDataset(coco_config(root, filter_cfg=dict(filter_empty_gt=False)), cache_dir=None, **SETTINGS)
-    assert set(dataset.chip_image_index().tolist()) == {0}
+    assert set(dataset.chips.table(0).image_index.tolist()) == {0}
     # A chip of the empty image (as a negative chip would be) loads with no targets and no ignores.
     key = ChipKey(epoch=0, image_index=1, scale_index=2, chip=(0.0, 0.0, 256.0, 171.0),
                   scale_factor=(256 / 300, 171 / 200), positive=False, stride=28)
@@ -177,7 +177,7 @@ def test_bad_input_gives_errors_that_name_the_image(coco_root, tmp_path):
         SniperDataset(coco_config(empty), cache_dir=None, **SETTINGS)
 
     dataset = build(coco_root, tmp_path)
-    key = dataset.chip_key(0)
+    key = keys_of(dataset)[0]
     outside = key._replace(chip=(1000.0, 0.0, 1256.0, 256.0))
     with pytest.raises(ValueError, match=r'000000\.jpg must lie inside the image') as error:
         dataset[outside]
@@ -188,21 +188,27 @@ def test_bad_input_gives_errors_that_name_the_image(coco_root, tmp_path):
     os.remove(missing / 'images' / '000000.jpg')
     dataset = SniperDataset(coco_config(missing), cache_dir=None, **SETTINGS)
     with pytest.raises(FileNotFoundError, match=r'000000\.jpg'):
-        dataset[0]
+        dataset[keys_of(dataset)[0]]
 
     with pytest.raises(ValueError, match='proposals_nms_iou must be an IoU'):
         SniperDataset(coco_config(coco_root), cache_dir=None, proposals_nms_iou=1.5, **SETTINGS)
 
-    with pytest.raises(TypeError, match='chip row'):
+    with pytest.raises(TypeError, match='indexed by a ChipKey, got str'):
         dataset['a']
-    with pytest.raises(IndexError, match='out of range'):
-        dataset.chip_key(len(dataset))
+    # A row number names no chip without its epoch's table.
+    with pytest.raises(TypeError, match=r'got int \(a row number means nothing without an epoch'):
+        dataset[0]
+    table = dataset.chips.table(0)
+    with pytest.raises(IndexError, match=f'chip row {len(table)} out of range for the {len(table)} chips of epoch 0'):
+        ChipKey.of(table, len(table), 0)
 
 
 def test_cache_files_are_chip_tables(coco_root, tmp_path):
     dataset = build(coco_root, tmp_path)
-    table = ChipTable.load(dataset.cache_path(0))
-    assert len(table) == len(dataset) and table.settings['chip_size'] == 256
+    made = dataset.chips.table(0)
+    table = ChipTable.load(dataset.chips.cache_path(0))
+    assert len(table) == len(made) > 0 and table.settings['chip_size'] == 256
+    np.testing.assert_array_equal(table.chips, made.chips)
 
 
 def test_proposals_are_pooled_by_nms_on_load_and_can_be_switched_off(coco_root, tmp_path, rng):
@@ -231,7 +237,7 @@ def test_proposals_are_pooled_by_nms_on_load_and_can_be_switched_off(coco_root, 
     # neg_chips_per_image=0, the ablation: the file is not even read.
     path.write_bytes(b'not a pickle')
     dataset = build(coco_root, tmp_path, proposals_file=str(path), neg_chips_per_image=0, cache_dir=None)
-    assert dataset.proposals is None and all(dataset.table.positive)
+    assert dataset.proposals is None and all(dataset.chips.table(0).positive)
 
 
 def iou(a, b):

@@ -5,6 +5,8 @@ import numpy as np
 import pytest
 
 from mmdet.registry import DATA_SAMPLERS
+from mmdet_sniper.chips import ChipTable
+from mmdet_sniper.datasets import ChipKey
 from mmdet_sniper.samplers import ChipAwareSampler
 from mmdet_sniper.samplers import chip_aware_sampler
 
@@ -25,30 +27,36 @@ def ragged_image_index(rng, n):
     return np.sort(rng.integers(0, max(1, n // 3), size=n)).astype(np.int64)
 
 
-class FakeChipDataset:
-    """The SniperDataset interface the sampler uses; ``image_index_of_epoch(epoch)`` gives the epoch's
-    table. Keys are ``(epoch, row)``."""
+def table_of(image_index):
+    """A chip table with the given image of each row; row ``r``'s chip is ``(r, 0, r + 1, 1)``."""
+    n = len(image_index)
+    rows = np.arange(n, dtype=np.float32)
+    num_images = int(image_index.max(initial=-1)) + 1
+    return ChipTable(image_index=np.asarray(image_index, np.int64), scale_index=np.zeros(n, np.int64),
+                     scale_factor=np.ones((n, 2), np.float32),
+                     chips=np.stack([rows, np.zeros(n), rows + 1, np.ones(n)], axis=1).astype(np.float32),
+                     positive=np.ones(n, bool), box_count=np.ones(n, np.int64),
+                     image_sizes=np.full((num_images, 2), 600, np.int64),
+                     scaled_sizes=np.full((num_images, 1, 2), 600, np.int64), stride=32)
+
+
+class FakeChips:
+    """The ``EpochChips`` interface the sampler uses; ``image_index_of_epoch(epoch)`` gives the image of
+    each row of the epoch's table."""
 
     def __init__(self, image_index_of_epoch):
         self._image_index_of_epoch = image_index_of_epoch
         self.epoch_calls = []
-        self.epoch = None
-        self._image_index = np.zeros(0, dtype=np.int64)
 
-    def set_epoch(self, epoch):
+    def table(self, epoch):
         self.epoch_calls.append(epoch)
-        self.epoch = epoch
-        self._image_index = self._image_index_of_epoch(epoch)
+        return table_of(self._image_index_of_epoch(epoch))
 
-    def __len__(self):
-        return len(self._image_index)
 
-    def chip_image_index(self):
-        return self._image_index.copy()
+class FakeChipDataset:
 
-    def chip_key(self, row):
-        assert isinstance(row, int) and 0 <= row < len(self)
-        return (self.epoch, row)
+    def __init__(self, image_index_of_epoch):
+        self.chips = FakeChips(image_index_of_epoch)
 
 
 def fixed_dataset(image_index):
@@ -63,8 +71,8 @@ def make_sampler(monkeypatch, dataset, rank=0, world_size=1, **kwargs):
 
 def rows_of(sampler):
     keys = list(sampler)
-    assert all(epoch == sampler.epoch for epoch, _ in keys)
-    return np.array([row for _, row in keys], dtype=np.int64)
+    assert all(isinstance(key, ChipKey) and key.epoch == sampler.epoch for key in keys)
+    return np.array([key.chip[0] for key in keys], dtype=np.int64)
 
 
 def global_order(monkeypatch, dataset, epoch=0, **kwargs):
@@ -139,13 +147,12 @@ def test_group_by_image_keeps_an_image_rows_adjacent_in_table_order(monkeypatch,
 @pytest.mark.parametrize('group_by_image', [False, True])
 @pytest.mark.parametrize('n', SIZES)
 @pytest.mark.parametrize('world_size', WORLD_SIZES)
-def test_resume_yields_the_tail_of_the_uninterrupted_iteration_once(monkeypatch, rng, world_size, n,
-                                                                    group_by_image):
+def test_samples_done_skip_the_head_of_this_ranks_keys_for_that_epoch(monkeypatch, rng, world_size, n,
+                                                                      group_by_image):
     dataset = fixed_dataset(ragged_image_index(rng, n))
     epoch = int(rng.integers(1, 1000))
     rank = int(rng.integers(0, world_size))
     whole = make_sampler(monkeypatch, dataset, rank, world_size, group_by_image=group_by_image)
-    epoch_0 = list(whole)
     whole.set_epoch(epoch + 1)
     next_epoch = list(whole)
     whole.set_epoch(epoch)
@@ -153,30 +160,17 @@ def test_resume_yields_the_tail_of_the_uninterrupted_iteration_once(monkeypatch,
     samples_done = int(rng.integers(0, len(expected) + 1))
 
     resumed = make_sampler(monkeypatch, dataset, rank, world_size, group_by_image=group_by_image)
-    resumed.resume(epoch, samples_done)
-    # Epoch 0 is current: the resume waits for its own epoch, through an iteration of this one.
-    assert len(resumed) == len(epoch_0)
-    assert list(resumed) == epoch_0
-    resumed.set_epoch(epoch)
-    assert len(resumed) == len(expected) - samples_done
+    resumed.set_epoch(epoch, samples_done)
     assert list(resumed) == expected[samples_done:]
+    # len() counts the whole epoch, so that a resumed epoch's batches keep their numbers.
     assert len(resumed) == len(expected)
-    assert list(resumed) == expected
     resumed.set_epoch(epoch + 1)
     assert list(resumed) == next_epoch
+    resumed.set_epoch(epoch)
+    assert list(resumed) == expected
 
 
-def test_resume_of_the_current_epoch_applies_to_its_next_iteration(monkeypatch, rng):
-    dataset = fixed_dataset(ragged_image_index(rng, 17))
-    sampler = make_sampler(monkeypatch, dataset, 1, 2)
-    whole = list(sampler)
-    samples_done = int(rng.integers(0, len(whole) + 1))
-    sampler.resume(0, samples_done)
-    assert list(sampler) == whole[samples_done:]
-    assert list(sampler) == whole
-
-
-def test_set_epoch_switches_the_dataset_and_len_follows_it(monkeypatch, rng):
+def test_set_epoch_reads_the_epochs_table_and_len_follows_it(monkeypatch, rng):
     base = int(rng.integers(0, 2**31))
 
     def image_index_of_epoch(epoch):
@@ -186,14 +180,14 @@ def test_set_epoch_switches_the_dataset_and_len_follows_it(monkeypatch, rng):
     dataset = FakeChipDataset(image_index_of_epoch)
     sampler = make_sampler(monkeypatch, dataset, 2, 3)
     # len() must be right before the first set_epoch, so construction selects epoch 0.
-    assert dataset.epoch_calls == [0]
+    assert dataset.chips.epoch_calls == [0]
     for epoch in rng.permutation(10):
         sampler.set_epoch(int(epoch))
-        assert dataset.epoch_calls[-1] == epoch
+        assert dataset.chips.epoch_calls[-1] == epoch
         n = len(image_index_of_epoch(epoch))
         keys = list(sampler)
         assert len(sampler) == len(keys) == math.ceil(n / 3)
-        assert all(key[0] == epoch for key in keys)
+        assert all(key.epoch == epoch for key in keys)
 
 
 def test_seed_none_takes_the_synced_seed(monkeypatch, rng):
@@ -210,17 +204,6 @@ def test_registered_in_mmdet_data_samplers(rng):
     assert sampler.seed == 3
 
 
-class NoChipKey:
-    def set_epoch(self, epoch):
-        pass
-
-    def __len__(self):
-        return 0
-
-    def chip_image_index(self):
-        return np.zeros(0, dtype=np.int64)
-
-
 @pytest.mark.parametrize('kwargs, message', [
     (dict(shuffle='yes'), 'shuffle'),
     (dict(group_by_image=1), 'group_by_image'),
@@ -233,28 +216,19 @@ def test_bad_constructor_arguments_are_named(monkeypatch, rng, kwargs, message):
         make_sampler(monkeypatch, dataset, **kwargs)
 
 
-def test_a_dataset_without_the_chip_interface_is_named(monkeypatch):
-    with pytest.raises(TypeError, match='dataset must have chip_key'):
-        make_sampler(monkeypatch, NoChipKey())
-    with pytest.raises(TypeError, match='dataset must have set_epoch'):
+def test_a_dataset_without_chips_is_named(monkeypatch):
+    with pytest.raises(TypeError, match=r'dataset must be a SniperDataset \(its chips.table\(epoch\).*got list'):
         make_sampler(monkeypatch, list(range(5)))
 
 
-def test_bad_epoch_and_resume_arguments_are_named(monkeypatch, rng):
+def test_bad_epoch_and_samples_done_are_named(monkeypatch, rng):
     dataset = fixed_dataset(ragged_image_index(rng, 17))
     sampler = make_sampler(monkeypatch, dataset, 0, 2)
-    with pytest.raises(ValueError, match='epoch'):
+    with pytest.raises(ValueError, match='epoch must be a non-negative int, got -1'):
         sampler.set_epoch(-1)
-    with pytest.raises(ValueError, match='epoch'):
-        sampler.resume(-1, 0)
-    with pytest.raises(ValueError, match='samples_done'):
-        sampler.resume(0, -1)
-    with pytest.raises(ValueError, match='samples_done'):
-        sampler.resume(0, 2.0)
-    with pytest.raises(ValueError, match='samples_done'):
-        sampler.resume(0, 10)
-    # Another epoch's block size is known only once that epoch is current.
-    sampler.resume(1, 10)
-    with pytest.raises(ValueError, match='samples_done'):
-        sampler.set_epoch(1)
-    assert len(list(sampler)) == len(sampler) == 9
+    for samples_done in (-1, 2.0, 10):
+        with pytest.raises(ValueError, match=r'samples_done must be an int in 0..9 \(the samples of this rank in '
+                                             rf'epoch 1\), got {samples_done}'):
+            sampler.set_epoch(1, samples_done)
+    # A refused call changes nothing.
+    assert sampler.epoch == 0 and len(list(sampler)) == len(sampler) == 9

@@ -1,0 +1,144 @@
+"""The chips of every training epoch of a dataset, and the key that names one chip."""
+import hashlib
+import json
+import logging
+import os
+import os.path as osp
+from typing import NamedTuple, Optional, Sequence, Tuple
+
+import numpy as np
+from mmengine.logging import print_log
+
+import mmdet_sniper
+from mmdet_sniper.chips import ChipGenerator, ChipTable
+
+# Bump when chip generation changes, so that cached chip tables of older versions are not reused.
+CHIP_CACHE_FORMAT = 1
+
+
+class ChipKey(NamedTuple):
+    """Everything needed to load one chip: the sampler hands these to the data loader, and
+    :class:`SniperDataset` turns one into a training sample without knowing the epoch's table."""
+    epoch: int
+    image_index: int
+    scale_index: int
+    chip: Tuple[float, float, float, float]  # x1, y1, x2, y2 in the scaled image's pixels
+    scale_factor: Tuple[float, float]  # sx, sy from the original image to the scaled one
+    positive: bool
+    stride: int
+
+    @classmethod
+    def of(cls, table: ChipTable, row: int, epoch: int) -> 'ChipKey':
+        """The key of row ``row`` of ``table``, the chip table of ``epoch``."""
+        if not -len(table) <= row < len(table):
+            raise IndexError(f'chip row {row} out of range for the {len(table)} chips of epoch {epoch}')
+        return cls(epoch=int(epoch), image_index=int(table.image_index[row]),
+                   scale_index=int(table.scale_index[row]), chip=tuple(float(v) for v in table.chips[row]),
+                   scale_factor=tuple(float(v) for v in table.scale_factor[row]),
+                   positive=bool(table.positive[row]), stride=int(table.stride))
+
+
+def default_cache_dir() -> str:
+    return osp.join(os.environ.get('XDG_CACHE_HOME', osp.expanduser('~/.cache')), 'mmdet_sniper', 'chips')
+
+
+class EpochChips:
+    """The chip table of each epoch of one set of images, made on first use.
+
+    SNIPER makes new chips every epoch: the chip stride is re-drawn where it is a range, and with
+    proposals the epoch's negative chips are sampled. Every epoch's table is a pure function of the
+    images' sizes and boxes, the proposals, the generator's settings, ``seed`` and the epoch, so each
+    rank and each restart computes the same one. Tables are cached on disk, keyed by a digest of all of
+    these, so a restart loads them instead; only the last table asked for is kept in memory.
+
+    Args:
+        generator: makes the chips.
+        image_sizes: int ``[I, 2]`` (width, height) of the original images.
+        gt_boxes: per image, float32 ``[N, 4]`` ground-truth boxes ``(x1, y1, x2, y2)`` in original pixels.
+        gt_crowd: per image, bool ``[N]``: crowd boxes, never targets.
+        proposals: per image, float32 ``[P, 4 or 5]`` proposals to mine negative chips from; None: positive
+            chips only.
+        seed: names the chips of every epoch.
+        cache_dir: the folder of the cached tables; None: no cache.
+        image_names: per image, the name used in reports (e.g. its path).
+    """
+
+    def __init__(self, generator: ChipGenerator, image_sizes: np.ndarray, gt_boxes: Sequence[np.ndarray],
+                 gt_crowd: Sequence[np.ndarray], proposals: Optional[Sequence[np.ndarray]], seed: int,
+                 cache_dir: Optional[str], image_names: Sequence[str]):
+        self.generator = generator
+        self.image_sizes = np.asarray(image_sizes, dtype=np.int64)
+        self.gt_boxes, self.gt_crowd, self.proposals = gt_boxes, gt_crowd, proposals
+        self.seed = seed
+        self.cache_dir = cache_dir
+        self.image_names = list(image_names)
+        self._digest = self._inputs_digest()
+        self._last: Optional[Tuple[int, ChipTable]] = None
+        self._reported: set = set()
+
+    def __getstate__(self) -> dict:
+        # Data loader workers receive the dataset, and with it this object; they never need a table.
+        return dict(self.__dict__, _last=None)
+
+    def cache_path(self, epoch: int) -> Optional[str]:
+        """The cache file of an epoch's chip table, or None without a cache."""
+        if self.cache_dir is None:
+            return None
+        return osp.join(self.cache_dir, f'{self._digest}-epoch{epoch}.npz')
+
+    def table(self, epoch: int) -> ChipTable:
+        """The chips of ``epoch``. The first time this process makes or loads an epoch's table, its
+        statistics and the boxes it does not train on are logged."""
+        if not isinstance(epoch, (int, np.integer)) or isinstance(epoch, bool) or epoch < 0:
+            raise ValueError(f'epoch must be a non-negative int, got {epoch!r}')
+        epoch = int(epoch)
+        if self._last is not None and self._last[0] == epoch:
+            return self._last[1]
+        path = self.cache_path(epoch)
+        if path is not None and osp.exists(path):
+            table, source = ChipTable.load(path), f'loaded from {path}'
+        else:
+            table, source = self._generate(epoch), 'generated'
+            if path is not None:
+                os.makedirs(self.cache_dir, exist_ok=True)
+                # Ranks may write the same file at once: each writes its own, the rename is atomic.
+                partial = f'{path}.{os.getpid()}.partial'
+                table.save(partial)
+                os.replace(partial, path)
+        if epoch not in self._reported:
+            self._reported.add(epoch)
+            print_log(f'SNIPER chips of epoch {epoch} ({source}):\n{table.format_summary()}', logger='current')
+            self._report_boxes(table)
+        self._last = (epoch, table)
+        return table
+
+    def _generate(self, epoch: int) -> ChipTable:
+        kwargs = dict(seed=self.seed, epoch=epoch)
+        table = self.generator.generate_positive(self.image_sizes, self.gt_boxes, self.gt_crowd, **kwargs)
+        if self.proposals is None:
+            return table
+        candidates = self.generator.generate_negative(self.image_sizes, self.proposals, table, self.gt_boxes,
+                                                      self.gt_crowd, **kwargs)
+        return ChipTable.concat([table, self.generator.sample_negative(candidates, **kwargs)])
+
+    def _report_boxes(self, table: ChipTable) -> None:
+        for listed, what in ((table.uncovered_boxes, 'no positive chip holds'),
+                             (table.boxes_without_scale, 'are valid at no scale (empty, outside the image '
+                                                         'or between the valid ranges) and')):
+            if len(listed):
+                examples = '; '.join(f'{self.image_names[i]} box {j}' for i, j in listed[:5].tolist())
+                print_log(f'{len(listed)} ground-truth boxes {what} are not trained on, e.g. {examples}',
+                          logger='current', level=logging.WARNING)
+
+    def _inputs_digest(self) -> str:
+        digest = hashlib.sha1()
+        settings = dict(self.generator.settings(), seed=self.seed, format=CHIP_CACHE_FORMAT,
+                        version=mmdet_sniper.__version__)
+        digest.update(json.dumps(settings, sort_keys=True).encode())
+        digest.update(np.ascontiguousarray(self.image_sizes).tobytes())
+        for boxes, crowd in zip(self.gt_boxes, self.gt_crowd, strict=True):
+            digest.update(np.int64(len(boxes)).tobytes() + boxes.tobytes() + crowd.tobytes())
+        for proposals in self.proposals or []:
+            proposals = np.ascontiguousarray(proposals, dtype=np.float32)
+            digest.update(np.int64(proposals.size).tobytes() + proposals.tobytes())
+        return digest.hexdigest()[:20]

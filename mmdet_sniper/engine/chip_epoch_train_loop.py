@@ -1,0 +1,102 @@
+"""The epoch-based training loop for SNIPER's chips, whose number changes from epoch to epoch."""
+import logging
+from typing import Dict, List, Union
+
+import numpy as np
+from mmengine.logging import print_log
+from mmengine.runner import EpochBasedTrainLoop
+from torch.utils.data import DataLoader
+
+from mmdet.registry import LOOPS
+from ..samplers import ChipAwareSampler
+
+# The run's layout, kept in the message hub (which checkpoints save): a run resumed within an epoch
+# can skip the chips already trained on only if its epochs are cut into the same batches.
+LAYOUT_KEY = 'chip_epoch_layout'
+
+
+@LOOPS.register_module()
+class ChipEpochTrainLoop(EpochBasedTrainLoop):
+    """``EpochBasedTrainLoop`` over a :class:`ChipAwareSampler`: exact iteration counts, and a resume
+    within an epoch that goes on with the next chip.
+
+    SNIPER's epochs differ in length (the chip stride is re-drawn and the negative chips re-sampled
+    every epoch), while ``EpochBasedTrainLoop`` takes ``max_epochs`` times the first epoch's length as
+    the run's iterations. This loop asks the sampler for the length of every epoch when it is built
+    (every epoch's chips are made then, and cached), so ``max_iters``, the ETA and the iteration
+    schedules see the true total. Epoch-based schedules (``by_epoch=True``) step once per epoch and
+    need nothing; one converted to iterations (``convert_to_iter_based=True``) uses the first
+    epoch's length, as mmengine computes it.
+
+    mmengine restarts an epoch from its beginning when it resumes from a checkpoint saved within it
+    (``CheckpointHook(by_epoch=False)``), so its first chips would be trained on twice. This loop
+    knows where each epoch starts: it has the sampler skip this rank's first ``batches done x
+    batch size`` keys and numbers the resumed batches on. That needs the same ranks, batch size and
+    epoch lengths as the run that saved the checkpoint; with others the epoch restarts, with a warning.
+    It assumes that each iteration takes ``batch_size`` consecutive keys, as torch's ``BatchSampler``
+    does (mmdet's ``AspectRatioBatchSampler`` holds keys back).
+
+    Args: those of ``EpochBasedTrainLoop``; the dataloader's sampler must be a ``ChipAwareSampler``.
+    """
+
+    def __init__(self, runner, dataloader: Union[DataLoader, Dict], max_epochs: int, **kwargs) -> None:
+        super().__init__(runner, dataloader, max_epochs, **kwargs)
+        self.sampler = _chip_sampler(self.dataloader)
+        self.epoch_lengths = self._count_epoch_lengths()
+        self.epoch_starts = np.concatenate([[0], np.cumsum(self.epoch_lengths)]).astype(int).tolist()
+        self._max_iters = self.epoch_starts[-1]
+
+    def _count_epoch_lengths(self) -> List[int]:
+        lengths = []
+        for epoch in range(self._max_epochs):
+            self.sampler.set_epoch(epoch)
+            lengths.append(len(self.dataloader))
+        # Parameter schedulers are built next and read the first epoch's length.
+        self.sampler.set_epoch(0)
+        return lengths
+
+    def _layout(self) -> dict:
+        return dict(world_size=self.sampler.world_size, batch_size=_batch_size(self.dataloader),
+                    epoch_lengths=self.epoch_lengths)
+
+    def run(self):
+        hub = self.runner.message_hub
+        saved, layout = hub.get_info(LAYOUT_KEY), self._layout()
+        hub.update_info(LAYOUT_KEY, layout)
+        if self._epoch < self._max_epochs and saved != layout and self._iter != self.epoch_starts[self._epoch]:
+            print_log(f'ChipEpochTrainLoop: the checkpoint (iteration {self._iter}, epoch {self._epoch}) was saved by '
+                      f'a run with {saved}, this one has {layout}; epoch {self._epoch} restarts from its beginning, '
+                      f'iteration {self.epoch_starts[self._epoch]}', logger='current', level=logging.WARNING)
+            self._iter = self.epoch_starts[self._epoch]
+        return super().run()
+
+    def run_epoch(self) -> None:
+        """Iterate one epoch, or what a resumed run has left of it."""
+        self.runner.call_hook('before_train_epoch')
+        self.runner.model.train()
+        batches_done = self._iter - self.epoch_starts[self._epoch]
+        self.sampler.set_epoch(self._epoch)
+        if batches_done:
+            # The epoch's last batch may be short.
+            samples_done = min(batches_done * _batch_size(self.dataloader), self.sampler.num_samples)
+            self.sampler.set_epoch(self._epoch, samples_done)
+        for idx, data_batch in enumerate(self.dataloader, start=batches_done):
+            self.run_iter(idx, data_batch)
+        self.runner.call_hook('after_train_epoch')
+        self._epoch += 1
+
+
+def _chip_sampler(loader) -> ChipAwareSampler:
+    batch_sampler = getattr(loader, 'batch_sampler', None)
+    for sampler in (getattr(loader, 'sampler', None), getattr(batch_sampler, 'sampler', None)):
+        if isinstance(sampler, ChipAwareSampler):
+            return sampler
+    raise TypeError('ChipEpochTrainLoop needs a train_dataloader whose sampler is a ChipAwareSampler, got '
+                    f'{type(getattr(loader, "sampler", None)).__name__}')
+
+
+def _batch_size(loader) -> int:
+    # A DataLoader given a batch sampler has ``batch_size`` None.
+    if getattr(loader, 'batch_size', None) is not None:
+        return loader.batch_size
+    return loader.batch_sampler.batch_size
