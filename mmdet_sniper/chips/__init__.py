@@ -2,5 +2,6 @@
 from .generator import ChipGenerator
 from .scales import ScalePyramid, epoch_stride
 from .table import ChipTable
+from .valid_range import ValidRange
 
-__all__ = ['ChipGenerator', 'ChipTable', 'ScalePyramid', 'epoch_stride']
+__all__ = ['ChipGenerator', 'ChipTable', 'ScalePyramid', 'ValidRange', 'epoch_stride']

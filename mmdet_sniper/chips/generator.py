@@ -4,7 +4,8 @@ mined from proposals (docs/chip_generation.md).
 Images are processed in batches: the boxes of every (image, scale) pair of a batch are padded into
 one tensor and go through the ops together, so the per-image Python cost is a few array slices.
 """
-from typing import List, Optional, Sequence, Tuple, Union
+from dataclasses import dataclass, replace
+from typing import Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -73,6 +74,38 @@ class _Boxes:
 
     def rows_of_images(self, start: int, stop: int) -> slice:
         return slice(int(self.offsets[start]), int(self.offsets[stop]))
+
+
+@dataclass(frozen=True)
+class _ImageBatch:
+    """Images ``start .. stop - 1`` of a call, with their boxes and the epoch's pyramid: what each
+    step of chip generation needs about them. Image indices are the call's, not the batch's."""
+    start: int
+    stop: int
+    all_boxes: _Boxes  # the boxes of every image of the call; the batch's are the rows `rows`
+    scaled_sizes: np.ndarray  # int64 [I, S, 2] (width, height) of every image of the call at each scale
+    factors: np.ndarray  # float32 [I, S, 2] (sx, sy), likewise
+    stride: int
+    seed: int
+    epoch: int
+
+    @property
+    def num_images(self) -> int:
+        return self.stop - self.start
+
+    @property
+    def rows(self) -> slice:
+        return self.all_boxes.rows_of_images(self.start, self.stop)
+
+    @property
+    def boxes(self) -> np.ndarray:
+        """float32 ``[E, 4]``: the batch's boxes in original pixels."""
+        return self.all_boxes.boxes[self.rows]
+
+    @property
+    def image(self) -> np.ndarray:
+        """int64 ``[E]``: the image of each of :attr:`boxes`."""
+        return self.all_boxes.image[self.rows]
 
 
 def _pack(item_of: np.ndarray, values: np.ndarray, num_items: int) -> Tuple[np.ndarray, np.ndarray]:
@@ -172,15 +205,15 @@ class ChipGenerator:
         stride = self.epoch_stride(seed, epoch)
         scaled_sizes, factors = self.pyramid.geometry(sizes)
         parts, uncovered, without_scale = [], [], []
-        for start, stop in self._batches(len(sizes), progress):
-            rows = gt.rows_of_images(start, stop)
-            target = ~crowd[rows]
-            valid = self._valid_at_scales(gt.boxes[rows], gt.image[rows], factors, stride) & target[None]
-            part, covered = self._cover(gt.boxes[rows], gt.image[rows], valid, start, stop, scaled_sizes,
-                                        factors, stride, seed, epoch, POSITIVE_STREAM, [1] * self.num_scales)
+        images = _ImageBatch(start=0, stop=len(sizes), all_boxes=gt, scaled_sizes=scaled_sizes, factors=factors,
+                             stride=stride, seed=seed, epoch=epoch)
+        for batch in self._batches(images, progress):
+            target = ~crowd[batch.rows]
+            valid = self._valid_at_scales(batch) & target[None]
+            part, covered = self._cover(batch, valid, POSITIVE_STREAM, [1] * self.num_scales)
             parts.append(part)
             valid_somewhere = valid.any(0)
-            boxes_at = np.stack([gt.image[rows], gt.index_in_image[rows]], axis=1)
+            boxes_at = np.stack([batch.image, gt.index_in_image[batch.rows]], axis=1)
             uncovered.append(boxes_at[valid_somewhere & ~covered.any(0)])
             without_scale.append(boxes_at[target & ~valid_somewhere])
         return ChipTable(**concat_rows(parts), image_sizes=sizes, scaled_sizes=scaled_sizes, stride=stride,
@@ -204,7 +237,7 @@ class ChipGenerator:
             proposals_list: per image, ``[P_i, 4]`` or ``[P_i, 5]`` proposals in original pixels (a score
                 column is ignored).
             positive: the positive chips of the same images and epoch; their stride is used.
-            gt_boxes_list, gt_crowd_list: the ground truth, pooled with the proposals. None: none.
+            gt_boxes_list, gt_crowd_list: the ground truth, mined along with the proposals. None: none.
             seed, epoch, progress: as for :meth:`generate_positive`.
 
         Returns:
@@ -213,20 +246,19 @@ class ChipGenerator:
         sizes = self._check_image_sizes(image_sizes)
         if not np.array_equal(positive.image_sizes, sizes):
             raise ValueError('positive must be the chip table of the same images (its image_sizes differ)')
-        pool = self._proposal_pool(sizes, proposals_list, gt_boxes_list, gt_crowd_list)
+        mining_boxes = self._negative_mining_boxes(sizes, proposals_list, gt_boxes_list, gt_crowd_list)
         stride = positive.stride
         scaled_sizes, factors = self.pyramid.geometry(sizes)
         image_starts = np.searchsorted(positive.image_index, np.arange(len(sizes) + 1))
+        thresholds = [self.neg_thresholds[0 if s == 0 else 1] + 1 for s in range(self.num_scales)]
         parts = []
-        for start, stop in self._batches(len(sizes), progress):
-            boxes, image = pool.boxes[pool.rows_of_images(start, stop)], pool.image[pool.rows_of_images(start, stop)]
-            valid = self._valid_at_scales(boxes, image, factors, stride)
-            in_positive = positive.select(slice(image_starts[start], image_starts[stop]))
-            valid &= ~self._covered_by_positive(boxes, image, valid, in_positive, start, stop, scaled_sizes, factors,
-                                                stride)
-            thresholds = [self.neg_thresholds[0 if s == 0 else 1] + 1 for s in range(self.num_scales)]
-            part, _ = self._cover(boxes, image, valid, start, stop, scaled_sizes, factors, stride, seed, epoch,
-                                  NEGATIVE_STREAM, thresholds)
+        images = _ImageBatch(start=0, stop=len(sizes), all_boxes=mining_boxes, scaled_sizes=scaled_sizes,
+                             factors=factors, stride=stride, seed=seed, epoch=epoch)
+        for batch in self._batches(images, progress):
+            valid = self._valid_at_scales(batch)
+            in_positive = positive.select(slice(image_starts[batch.start], image_starts[batch.stop]))
+            valid &= ~self._covered_by_positive(batch, valid, in_positive)
+            part, _ = self._cover(batch, valid, NEGATIVE_STREAM, thresholds)
             parts.append(part)
         return ChipTable(**concat_rows(parts), image_sizes=sizes, scaled_sizes=scaled_sizes, stride=stride,
                          settings=dict(self.settings(), seed=seed, epoch=epoch))
@@ -247,11 +279,12 @@ class ChipGenerator:
 
     # ---------------------------------------------------------------- shared steps
 
-    def _cover(self, boxes, image, valid, start, stop, scaled_sizes, factors, stride, seed, epoch, stream,
-               min_counts: List[int]):
-        """Greedy cover, per image and scale, of the boxes ``valid[s]`` marks at scale ``s``. Returns
-        the chip rows (positive chips for the positive stream) and which boxes ``[S, E]`` got covered."""
-        n = stop - start
+    def _cover(self, batch: _ImageBatch, valid: np.ndarray, stream: int, min_counts: List[int]):
+        """Greedy cover, per image and scale, of the batch's boxes ``valid[s]`` marks at scale ``s``,
+        stopping where a chip would add fewer than ``min_counts[s]``. Returns the chip rows (positive
+        chips for the positive stream) and which boxes ``[S, E]`` got covered."""
+        boxes, image, start, n = batch.boxes, batch.image, batch.start, batch.num_images
+        scaled_sizes, factors = batch.scaled_sizes, batch.factors
         covered = np.zeros_like(valid)
         parts = []
         # One op call per distinct min_count: all scales together when they share it.
@@ -265,13 +298,13 @@ class ChipGenerator:
             scaled = _scaled(boxes[box_rows], factors[image[box_rows], scale_of],
                              scaled_sizes[image[box_rows], scale_of])
             padded, position = _pack(item_of, scaled, n * len(scales))
-            item_image = np.repeat(np.arange(start, stop), len(scales))
+            item_image = np.repeat(np.arange(start, batch.stop), len(scales))
             item_scale = np.tile(scales, n)
-            keys = derive_key(seed, epoch, item_image, item_scale, stream).astype(np.int64)
+            keys = derive_key(batch.seed, batch.epoch, item_image, item_scale, stream).astype(np.int64)
             chips, box_pick = chip_grid_cover(
                 torch.from_numpy(padded).to(self.device),
                 torch.from_numpy(scaled_sizes[item_image, item_scale]).to(self.device),
-                torch.from_numpy(keys).to(self.device), self.chip_size, stride, self.min_iof, min_count)
+                torch.from_numpy(keys).to(self.device), self.chip_size, batch.stride, self.min_iof, min_count)
             chips, box_pick = chips.cpu().numpy(), box_pick.cpu().numpy()
             covered[scale_of, box_rows] = box_pick[item_of, position] >= 0
             item, pick = np.nonzero(chips[:, :, 2] > chips[:, :, 0])
@@ -286,14 +319,19 @@ class ChipGenerator:
         order = np.lexsort((np.arange(len(rows['image_index'])), rows['scale_index'], rows['image_index']))
         return {name: values[order] for name, values in rows.items()}, covered
 
-    def _valid_at_scales(self, boxes, image, factors, stride) -> np.ndarray:
+    def _valid_at_scales(self, batch: _ImageBatch) -> np.ndarray:
+        """Bool ``[S, E]``: which of the batch's boxes are valid at each scale."""
+        boxes = batch.boxes
         return self.pyramid.valid_at_every_scale(boxes[:, 2].astype(np.float64) - boxes[:, 0],
-                                                 boxes[:, 3].astype(np.float64) - boxes[:, 1], factors[image], stride)
+                                                 boxes[:, 3].astype(np.float64) - boxes[:, 1],
+                                                 batch.factors[batch.image], batch.stride)
 
-    def _covered_by_positive(self, boxes, image, valid, positive: ChipTable, start, stop, scaled_sizes, factors,
-                             stride):
-        """Which valid pool boxes ``[S, E]`` the positive chip of their scale with the largest iof
-        holds with a part still valid there (docs/chip_generation.md, section 8, step 1)."""
+    def _covered_by_positive(self, batch: _ImageBatch, valid: np.ndarray, positive: ChipTable) -> np.ndarray:
+        """Which of the batch's valid boxes ``[S, E]`` the positive chip (of ``positive``, the batch's)
+        of their scale with the largest iof holds with a part still valid there (docs/chip_generation.md,
+        section 8, step 1)."""
+        boxes, image, start, n = batch.boxes, batch.image, batch.start, batch.num_images
+        scaled_sizes, factors = batch.scaled_sizes, batch.factors
         covered = np.zeros_like(valid)
         for s in range(self.num_scales):
             at_scale = np.flatnonzero(positive.scale_index == s)
@@ -301,12 +339,12 @@ class ChipGenerator:
             # Images with about as many chips go through the op together, so that padding every image
             # to the most chips of the batch does not multiply the work. Images without a positive
             # chip at this scale cover nothing.
-            chips_per_image = np.bincount(chip_image, minlength=stop - start)
+            chips_per_image = np.bincount(chip_image, minlength=n)
             group = np.where(chips_per_image > 0, np.ceil(np.log2(np.maximum(chips_per_image, 1))), -1)
             box_rows = np.flatnonzero(valid[s])
             box_group = group[image[box_rows] - start]
             chip_group = group[chip_image]
-            slot = np.zeros(stop - start, dtype=np.int64)  # an image's place within its group
+            slot = np.zeros(n, dtype=np.int64)  # an image's place within its group
             for g in np.unique(group[group >= 0]):
                 in_group = np.flatnonzero(group == g)
                 slot[in_group] = np.arange(len(in_group))
@@ -325,17 +363,19 @@ class ChipGenerator:
                 part_w, part_h = part[:, 2] - part[:, 0], part[:, 3] - part[:, 1]
                 ok = (part_w > 0) & (part_h > 0)
                 ok &= self.pyramid.valid(part_w.astype(np.float64) / box_factors[:, 0],
-                                         part_h.astype(np.float64) / box_factors[:, 1], s, box_factors, stride)
+                                         part_h.astype(np.float64) / box_factors[:, 1], s, box_factors,
+                                         batch.stride)
                 covered[s, rows] = ok
         return covered
 
-    def _proposal_pool(self, sizes, proposals_list, gt_boxes_list, gt_crowd_list) -> _Boxes:
-        """Each image's proposals followed by its non-crowd ground-truth boxes."""
-        pool = _Boxes(proposals_list, sizes, 'proposals_list', max_columns=5)
+    def _negative_mining_boxes(self, sizes, proposals_list, gt_boxes_list, gt_crowd_list) -> _Boxes:
+        """The boxes negative chips are mined from: each image's proposals followed by its non-crowd
+        ground-truth boxes."""
+        boxes = _Boxes(proposals_list, sizes, 'proposals_list', max_columns=5)
         if gt_boxes_list is not None:
             gt = _Boxes(gt_boxes_list, sizes, 'gt_boxes_list')
-            pool.extend(gt, ~self._crowd_flags(gt_crowd_list, gt))
-        return pool
+            boxes.extend(gt, ~self._crowd_flags(gt_crowd_list, gt))
+        return boxes
 
     @staticmethod
     def _crowd_flags(gt_crowd_list, gt: _Boxes) -> np.ndarray:
@@ -365,13 +405,14 @@ class ChipGenerator:
             raise ValueError(f'image_sizes must be whole pixels >= 1; image {i} has {sizes[i].tolist()}')
         return sizes.astype(np.int64)
 
-    def _batches(self, num_images: int, progress: bool):
+    def _batches(self, images: _ImageBatch, progress: bool) -> Iterator[_ImageBatch]:
+        """``images`` in batches of ``images_per_batch``."""
         bar = None
         if progress:
             from mmengine.utils import ProgressBar
-            bar = ProgressBar(num_images)
-        for start in range(0, num_images, self.images_per_batch):
-            stop = min(start + self.images_per_batch, num_images)
-            yield start, stop
+            bar = ProgressBar(images.num_images)
+        for start in range(images.start, images.stop, self.images_per_batch):
+            batch = replace(images, start=start, stop=min(start + self.images_per_batch, images.stop))
+            yield batch
             if bar is not None:
-                bar.update(stop - start)
+                bar.update(batch.num_images)

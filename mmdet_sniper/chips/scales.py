@@ -8,6 +8,7 @@ from typing import Sequence, Tuple, Union
 import numpy as np
 
 from mmdet_sniper.ops.splitmix64 import derive_key, nth
+from .valid_range import ValidRange
 
 ScaleSpec = Union[Real, Tuple[Real, Real]]
 
@@ -21,7 +22,8 @@ class ScalePyramid:
             ``(3.0, 1.667, 512)``), or ``(min_side, max_side)`` pairs (the short side is resized to
             ``min_side`` unless the long side would exceed ``max_side``; ``-1``: no bound).
         valid_ranges: one ``(lo, hi)`` per scale in original-image pixels of ``sqrt(w * h)``; ``-1``
-            means unbounded. The finest scale ignores ``lo`` and the coarsest ``hi``.
+            means unbounded (:meth:`ValidRange.from_pair`). The finest scale ignores ``lo`` and the
+            coarsest ``hi``.
         chip_size: chip side in pixels. The coarsest scale must fit a whole image into one chip.
     """
 
@@ -55,6 +57,12 @@ class ScalePyramid:
         if len(valid_ranges) != len(scales) or any(len(r) != 2 for r in valid_ranges):
             raise ValueError(f'valid_ranges must hold one (lo, hi) pair per scale ({len(scales)}), got '
                              f'{valid_ranges}')
+        parsed = [ValidRange.from_pair(r, f'valid_ranges[{i}]') for i, r in enumerate(valid_ranges)]
+        # The finest scale takes every box below its upper bound and the coarsest every box above its
+        # lower bound, so that no box falls off either end of the pyramid.
+        parsed[0] = ValidRange(None, parsed[0].hi)
+        parsed[-1] = ValidRange(parsed[-1].lo, None)
+        self._ranges = parsed
         self.scales = [tuple(s) if self.resolution_form else s for s in scales]
         self.valid_ranges = valid_ranges
         self.chip_size = chip_size
@@ -110,21 +118,17 @@ class ScalePyramid:
     def _size(w: np.ndarray, h: np.ndarray) -> np.ndarray:
         return np.sqrt(np.maximum(w * h, 0))
 
+    def range_at(self, scale_index: int) -> ValidRange:
+        """The valid range of a scale as applied (:meth:`ValidRange.contains`): ``valid_ranges``'s,
+        with no lower bound at the finest scale and no upper bound at the coarsest."""
+        return self._ranges[scale_index]
+
     def effective_range(self, scale_index: int) -> Tuple[float, float]:
-        """The valid range ``(lo, hi)`` of a scale as applied: a size is in it iff ``(lo < 0 or size
-        >= lo) and (hi < 0 or size < hi)``. The finest scale takes every box below its upper bound and
-        the coarsest every box above its lower bound, so that no box falls off either end of the
-        pyramid."""
-        lo, hi = self.valid_ranges[scale_index]
-        return (-1 if scale_index == 0 else lo), (-1 if scale_index == self.num_scales - 1 else hi)
+        """:meth:`range_at` as the plain ``(lo, hi)`` pair, ``-1`` unbounded, that metainfo carries."""
+        return self._ranges[scale_index].to_pair()
 
     def _valid(self, w, h, size, scale_index, scale_factors, stride) -> np.ndarray:
-        ok = (w > 0) & (h > 0)
-        lo, hi = self.effective_range(scale_index)
-        if lo >= 0:
-            ok &= size >= lo
-        if hi >= 0:
-            ok &= size < hi
+        ok = (w > 0) & (h > 0) & self._ranges[scale_index].contains(size)
         if scale_index < self.num_scales - 1:
             # A box must fit a chip with a stride to spare, so that some window of the grid holds it.
             scaled_w = w * scale_factors[..., 0].astype(np.float64)

@@ -13,6 +13,7 @@ from mmengine.config import ConfigDict
 from mmengine.structures import InstanceData
 from torch import Tensor, nn
 
+from mmdet_sniper.chips.valid_range import ValidRange
 from mmdet_sniper.ops.grid_cover import candidate_grid
 
 # The authors' merge: Gaussian soft-NMS per class (mmcv's Gaussian decay ignores iou_threshold).
@@ -33,23 +34,19 @@ def keep_in_valid_range(bboxes: Tensor, valid_range: Sequence[Real]) -> Tensor:
 
     Args:
         bboxes (Tensor): ``(n, 4)`` xyxy in original-image pixels.
-        valid_range (Sequence[Real]): ``(lo, hi)`` in original pixels; -1 leaves a side unbounded.
+        valid_range (Sequence[Real]): ``(lo, hi)`` in original pixels; -1 leaves a side unbounded
+            (:meth:`ValidRange.from_pair`).
 
     Returns:
         Tensor: bool ``(n,)``, True iff the area ``(x2 - x1) * (y2 - y1)`` is ``> lo**2`` and
-        ``<= hi**2``; an inverted box has area 0.
+        ``<= hi**2`` (:meth:`ValidRange.contains_test_area`); an inverted box has area 0, a box with a
+        NaN coordinate is never kept.
     """
-    lo, hi = (float(v) for v in valid_range)
+    valid = ValidRange.from_pair(valid_range, 'valid_range')
     # Float64: in float32 the area of a box on a bound often rounds to the other side of it.
     boxes = bboxes.double()
     wh = (boxes[:, 2:] - boxes[:, :2]).clamp(min=0)
-    area = wh[:, 0] * wh[:, 1]
-    keep = torch.ones_like(area, dtype=torch.bool)
-    if lo >= 0:
-        keep &= area > lo * lo
-    if hi >= 0:
-        keep &= area <= hi * hi
-    return keep
+    return valid.contains_test_area(wh[:, 0] * wh[:, 1])
 
 
 def _valid_range(sample: DetDataSample) -> Sequence[Real]:
@@ -202,9 +199,9 @@ class SniperTestTimeAug(DetTTAModel):
         height, width = sample.img_shape
         overlap = self.tile_overlap
         if overlap is None:
-            hi = _valid_range(sample)[1]
+            hi = ValidRange.from_pair(_valid_range(sample), 'valid_range').hi
             cap = self.chip_size // 2
-            overlap = cap if hi < 0 else min(math.ceil(hi * max(sample.scale_factor)) + 2 * EDGE_MARGIN + 1, cap)
+            overlap = cap if hi is None else min(math.ceil(hi * max(sample.scale_factor)) + 2 * EDGE_MARGIN + 1, cap)
         # SNIPER's candidate chip grid is this tiling: strided windows, the last flush with the far
         # edge, a view smaller than a chip in one window.
         grid, order = candidate_grid(np.array([[width, height]], dtype=np.int64), self.chip_size,

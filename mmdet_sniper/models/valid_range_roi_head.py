@@ -1,12 +1,13 @@
 """An R-CNN RoI head that trains each chip only on proposals inside its scale's valid range."""
 from typing import List, Sequence, Tuple
 
-import torch
 from mmdet.models.roi_heads import StandardRoIHead
 from mmdet.registry import MODELS
 from mmdet.structures import DetDataSample
 from mmengine.structures import InstanceData
 from torch import Tensor
+
+from mmdet_sniper.chips.valid_range import ValidRange
 
 
 def filter_proposals_by_valid_range(proposals: InstanceData, valid_range: Sequence[float],
@@ -17,26 +18,21 @@ def filter_proposals_by_valid_range(proposals: InstanceData, valid_range: Sequen
         proposals (InstanceData): ``bboxes``, (n, 4) Tensor, xyxy in chip pixels, and any other
             fields of length n, which are kept row-aligned.
         valid_range (Sequence[float]): ``(lo, hi)`` in original pixels; -1 leaves that side
-            unbounded. A size is in range iff it is >= lo and < hi.
+            unbounded (:meth:`ValidRange.from_pair`). A size is in range iff it is >= lo and < hi
+            (:meth:`ValidRange.contains`).
         scale_factor (Sequence[float]): ``(sx, sy)``, chip pixels per original pixel.
 
     Returns:
         InstanceData: The proposals whose size ``sqrt(w * h / (sx * sy))`` is in range; an inverted
-        box has size 0.
+        box (``x2 < x1`` or ``y2 < y1``) has size 0, a box with a NaN coordinate is dropped.
     """
-    lo, hi = (float(v) for v in valid_range)
+    valid = ValidRange.from_pair(valid_range, 'valid_range')
     sx, sy = (float(v) for v in scale_factor)
     # Float64: in float32 the size of a proposal on a bound (sides lo * sx and lo * sy) often
     # rounds to the other side of it.
     boxes = proposals.bboxes.double()
     wh = (boxes[:, 2:] - boxes[:, :2]).clamp(min=0)
-    size = (wh[:, 0] * wh[:, 1] / (sx * sy)).sqrt()
-    keep = torch.ones_like(size, dtype=torch.bool)
-    if lo >= 0:
-        keep &= size >= lo
-    if hi >= 0:
-        keep &= size < hi
-    return proposals[keep]
+    return proposals[valid.contains((wh[:, 0] * wh[:, 1] / (sx * sy)).sqrt())]
 
 
 @MODELS.register_module()

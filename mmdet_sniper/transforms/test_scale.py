@@ -1,24 +1,13 @@
 """SniperTestScale: one scale of SNIPER's multi-scale test, with the object sizes it is trusted for."""
 from numbers import Real
-from typing import Sequence, Tuple
+from typing import Sequence
 
 from mmcv.transforms import TestTimeAug
 
 from mmdet.datasets.transforms import Resize
 from mmdet.registry import TRANSFORMS
 
-
-def _check_valid_range(valid_range: Sequence[Real]) -> Tuple[Real, Real]:
-    if isinstance(valid_range, (str, bytes)) or not isinstance(valid_range, Sequence) or len(valid_range) != 2:
-        raise ValueError(f'valid_range must be a (lo, hi) pair in original pixels, got {valid_range!r}')
-    lo, hi = valid_range
-    for name, value in (('lo', lo), ('hi', hi)):
-        if not isinstance(value, Real) or not (value == -1 or value >= 0):
-            raise ValueError(f'valid_range {name} must be -1 (unbounded) or a size >= 0 in original pixels, '
-                             f'got valid_range={tuple(valid_range)!r}')
-    if lo >= 0 and hi >= 0 and not lo < hi:
-        raise ValueError(f'valid_range must have lo < hi when both are bounded, got valid_range={tuple(valid_range)!r}')
-    return lo, hi
+from mmdet_sniper.chips.valid_range import ValidRange
 
 
 def resize_args(scale) -> dict:
@@ -45,7 +34,8 @@ class SniperTestScale(Resize):
 
     Args:
         valid_range: ``(lo, hi)``: this scale keeps a detection iff its area in original pixels is
-            ``> lo**2`` and ``<= hi**2``; -1 leaves a side unbounded.
+            ``> lo**2`` and ``<= hi**2`` (:meth:`ValidRange.contains_test_area`); -1 leaves a side
+            unbounded.
         **kwargs: ``Resize``'s arguments except ``keep_ratio``: ``scale=(1400, 2000)`` resizes the
             short side to 1400 px unless the long side would exceed 2000 px (the order in the pair
             does not matter); ``scale_factor=0.5`` resizes by a factor.
@@ -56,7 +46,8 @@ class SniperTestScale(Resize):
             raise ValueError('SniperTestScale always keeps the aspect ratio, as SNIPER\'s test scales do; '
                              'leave keep_ratio out')
         super().__init__(keep_ratio=True, **kwargs)
-        self.valid_range = _check_valid_range(valid_range)
+        # A plain pair: it travels in the metainfo, and the model parses it where it filters.
+        self.valid_range = ValidRange.from_pair(valid_range, 'valid_range').to_pair()
 
     def transform(self, results: dict) -> dict:
         results = super().transform(results)
@@ -76,7 +67,8 @@ class SniperTestViews(TestTimeAug):
     Args:
         scales: per scale, a factor of the original image (``2.0``) or ``(short, long)`` sides
             (``(800, 1280)``); see :func:`resize_args`.
-        valid_ranges: per scale, its ``(lo, hi)`` in original pixels (-1: unbounded).
+        valid_ranges: per scale, its ``(lo, hi)`` in original pixels (-1: unbounded; see
+            :class:`SniperTestScale`).
         flip: add the horizontally flipped view of every scale. Defaults to False: the authors do not
             flip at test, and a flip doubles the test's cost.
         with_annotations: load the ground truth too (``LoadAnnotations``), for evaluation.
@@ -89,6 +81,8 @@ class SniperTestViews(TestTimeAug):
         if len(scales) != len(valid_ranges) or not scales:
             raise ValueError(f'scales and valid_ranges must pair up, one range per scale; got {len(scales)} scales '
                              f'and {len(valid_ranges)} valid_ranges')
+        # Checked here, so that an error names the scale.
+        valid_ranges = [ValidRange.from_pair(r, f'valid_ranges[{i}]').to_pair() for i, r in enumerate(valid_ranges)]
         if 'valid_range' not in meta_keys:
             raise ValueError("meta_keys must hold 'valid_range': SniperTestTimeAug filters each view by it")
         transforms = [[dict(type='SniperTestScale', valid_range=r, **resize_args(s)) for s, r in zip(scales, valid_ranges)]]

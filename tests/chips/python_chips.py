@@ -365,7 +365,8 @@ def negative_chip_pool(image_sizes, proposals_list, positive, gt_boxes_list=None
     pool = []
     for image, (W, H) in enumerate(image_sizes):
         geometry = scale_geometry(W, H, scales, chip_size)
-        # The pool of boxes: proposals (first four columns), then the non-crowd ground-truth boxes.
+        # The boxes negative chips are mined from: proposals (first four columns), then the non-crowd
+        # ground-truth boxes.
         raw = [tuple(p[j] for j in range(4)) for p in proposals_list[image]]
         if gt_boxes_list is not None and gt_boxes_list[image] is not None:
             gts = list(gt_boxes_list[image])

@@ -149,6 +149,11 @@ class TestKeepInValidRange:
         assert keep_in_valid_range(boxes, (-1, -1)).all()
         assert keep_in_valid_range(boxes[:0], (32, 90)).shape == (0,)
 
+    def test_a_box_with_a_nan_coordinate_is_never_kept(self):
+        boxes = torch.tensor([[0, 0, 50, 50], [0, float('nan'), 50, 50]])
+        for valid_range in ((-1, -1), (32, 90)):
+            assert keep_in_valid_range(boxes, valid_range).tolist() == [True, False]
+
     @pytest.mark.parametrize('valid_range', [(-1, 90), (32, 180), (75, -1), (-1, -1), (0, 20.5)])
     def test_matches_reference_on_random_boxes(self, rng, valid_range):
         xy = rng.uniform(0, 1000, (500, 2))
@@ -303,7 +308,8 @@ class TestSniperTestViews:
         (dict(scales=(0.0,), valid_ranges=((-1, -1),)), 'factor > 0 or a'),
         (dict(scales=((800, 1280, 3),), valid_ranges=((-1, -1),)), 'factor > 0 or a'),
         (dict(scales=('2x',), valid_ranges=((-1, -1),)), 'factor > 0 or a'),
-        (dict(scales=((800, 1280),), valid_ranges=((-1, 90),), meta_keys=('img_id',)), "must hold 'valid_range'")])
+        (dict(scales=((800, 1280),), valid_ranges=((-1, 90),), meta_keys=('img_id',)), "must hold 'valid_range'"),
+        (dict(scales=(2.0, 1.0), valid_ranges=((-1, 90), (90, 32))), r'valid_ranges\[1\] must have lo < hi')])
     def test_bad_arguments(self, kwargs, message):
         with pytest.raises(ValueError, match=message):
             SniperTestViews(**kwargs)

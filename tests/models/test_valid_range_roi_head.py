@@ -90,6 +90,19 @@ class TestFilterProposalsByValidRange:
         assert kept_sizes([-1, -1]) == list(sizes.values())
         assert kept_sizes(np.array([32, 64])) == [32.0, 63.87]
 
+    def test_a_proposal_with_a_nan_coordinate_is_dropped_even_without_bounds(self):
+        bboxes = torch.tensor([[0, 0, 40, 40], [0, 0, float('nan'), 40], [10, 10, 30, 30]])
+        proposals = InstanceData(bboxes=bboxes, scores=torch.arange(3, dtype=torch.float32))
+
+        for valid_range in ((-1, -1), (-1, 64), (16, 64)):
+            kept = filter_proposals_by_valid_range(proposals, valid_range, (1.0, 1.0))
+            assert kept.scores.tolist() == [0.0, 2.0]
+
+    def test_a_bad_range_is_an_error_naming_it(self):
+        proposals = InstanceData(bboxes=torch.zeros((1, 4)), scores=torch.zeros(1))
+        with pytest.raises(ValueError, match='valid_range must have lo < hi'):
+            filter_proposals_by_valid_range(proposals, (64, 16), (1.0, 1.0))
+
     def test_empty_proposals(self):
         proposals = InstanceData(bboxes=torch.zeros((0, 4)), scores=torch.zeros(0))
 
