@@ -34,11 +34,17 @@ SNIPER_HOST_DEVICE float intersection_area(const float* a, const float* b) {
   return w * h;
 }
 
-// |chip ∩ box| / |box|: the fraction of the box inside the chip. An empty box intersects nothing, so
-// dividing its zero intersection by 1 gives it the 0 it must get.
-SNIPER_HOST_DEVICE float chip_box_iof(const float* chip, const float* box) {
+// What chip_box_iof divides by: the box's area, or 1 for an empty box, which intersects nothing, so
+// that its zero intersection gives it the 0 it must get. Kernels that test one box against many chips
+// compute it once per box.
+SNIPER_HOST_DEVICE float iof_denominator(const float* box) {
   const float area = box_area(box);
-  return intersection_area(chip, box) / (area > 0.f ? area : 1.f);
+  return area > 0.f ? area : 1.f;
+}
+
+// |chip ∩ box| / |box|: the fraction of the box inside the chip.
+SNIPER_HOST_DEVICE float chip_box_iof(const float* chip, const float* box) {
+  return intersection_area(chip, box) / iof_denominator(box);
 }
 
 // |chip ∩ box| / |chip ∪ box|; 0 for an empty box.

@@ -11,7 +11,9 @@ namespace {
 // Numbers and shapes are formatted to strings here rather than streamed by TORCH_CHECK: with torch
 // 2.11's CUDA wheel (built by gcc-toolset-13) and the extension built by Ubuntu's g++ 13, streaming
 // an integer into the message crashed the process (seen on an H100 machine), strings did not.
-std::string str(int64_t value) { return std::to_string(value); }
+std::string str(int64_t value) {
+  return std::to_string(value);
+}
 
 std::string str(double value) {
   char buffer[32];
@@ -32,10 +34,9 @@ std::string str(at::IntArrayRef sizes) {
 void check_boxes(const at::Tensor& boxes, const char* name) {
   TORCH_CHECK_TYPE(boxes.scalar_type() == at::kFloat, name, " must be float32 (x1, y1, x2, y2 in pixels), got ",
                    boxes.scalar_type());
-  TORCH_CHECK_VALUE(boxes.dim() == 3 && boxes.size(2) == 4, name,
-                    " must have shape [B, M, 4] (x1, y1, x2, y2), got ", str(boxes.sizes()));
-  TORCH_CHECK_VALUE(at::isfinite(boxes).all().item<bool>(), name,
-                    " must hold finite coordinates, found NaN or inf");
+  TORCH_CHECK_VALUE(boxes.dim() == 3 && boxes.size(2) == 4, name, " must have shape [B, M, 4] (x1, y1, x2, y2), got ",
+                    str(boxes.sizes()));
+  TORCH_CHECK_VALUE(at::isfinite(boxes).all().item<bool>(), name, " must hold finite coordinates, found NaN or inf");
 }
 
 void check_boxes_and_chips(const at::Tensor& boxes, const at::Tensor& chips) {
@@ -44,17 +45,15 @@ void check_boxes_and_chips(const at::Tensor& boxes, const at::Tensor& chips) {
   check_same_batch(boxes, "boxes", chips, "chips");
 }
 
-void check_same_batch(const at::Tensor& a, const char* a_name, const at::Tensor& b,
-                      const char* b_name) {
-  TORCH_CHECK_VALUE(a.device() == b.device(), a_name, " and ", b_name,
-                    " must be on the same device, got ", a.device(), " and ", b.device());
-  TORCH_CHECK_VALUE(a.size(0) == b.size(0), a_name, " and ", b_name,
-                    " must have the same batch size B, got ", str(a.size(0)), " and ", str(b.size(0)));
+void check_same_batch(const at::Tensor& a, const char* a_name, const at::Tensor& b, const char* b_name) {
+  TORCH_CHECK_VALUE(a.device() == b.device(), a_name, " and ", b_name, " must be on the same device, got ", a.device(),
+                    " and ", b.device());
+  TORCH_CHECK_VALUE(a.size(0) == b.size(0), a_name, " and ", b_name, " must have the same batch size B, got ",
+                    str(a.size(0)), " and ", str(b.size(0)));
 }
 
 void check_covers(const at::Tensor& covers) {
-  TORCH_CHECK_TYPE(covers.scalar_type() == at::kBool, "covers must be bool, got ",
-                   covers.scalar_type());
+  TORCH_CHECK_TYPE(covers.scalar_type() == at::kBool, "covers must be bool, got ", covers.scalar_type());
   TORCH_CHECK_VALUE(covers.dim() == 3, "covers must have shape [B, K, N] (batch, chips, boxes), got ",
                     str(covers.sizes()));
   TORCH_CHECK_VALUE(covers.size(1) < (int64_t{1} << 31), "covers must have fewer than 2^31 chips, got ",
@@ -65,9 +64,8 @@ void check_min_count(int64_t min_count) {
   TORCH_CHECK_VALUE(min_count >= 1, "min_count must be >= 1, got ", str(min_count));
 }
 
-void check_grid_cover_args(const at::Tensor& boxes, const at::Tensor& image_sizes,
-                           const at::Tensor& shuffle_keys, int64_t chip_size, int64_t stride,
-                           double min_iof) {
+void check_grid_cover_args(const at::Tensor& boxes, const at::Tensor& image_sizes, const at::Tensor& shuffle_keys,
+                           int64_t chip_size, int64_t stride, double min_iof) {
   TORCH_CHECK_TYPE(image_sizes.scalar_type() == at::kLong, "image_sizes must be int64 (width, height), got ",
                    image_sizes.scalar_type());
   TORCH_CHECK_VALUE(image_sizes.dim() == 2 && image_sizes.size(1) == 2,

@@ -2,7 +2,6 @@
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
-#include <algorithm>
 #include <cstdint>
 #include <tuple>
 #include <vector>
@@ -28,10 +27,11 @@ std::tuple<at::Tensor, at::Tensor> assign_boxes_to_chips_cpu(const at::Tensor& b
 
   // Per item, chips in the outer loop and boxes in the inner one, over the boxes' coordinates laid
   // out as separate arrays: the inner loop is branch-free arithmetic on contiguous floats and
-  // vectorises. It evaluates chip_box_iof's expression term by term, so it picks the chip that
-  // best_chip_for_box (the CUDA kernel) picks.
+  // vectorises. It is best_chip_for_box (what the CUDA kernel runs per box) with the loops swapped:
+  // the same intersection_area over iof_denominator, the same strict '>' from 0 keeping the lowest
+  // chip index on ties, so the two pick the same chip.
   at::parallel_for(0, B, 1, [&](int64_t begin, int64_t end) {
-    std::vector<float> x1(N), y1(N), x2(N), y2(N), area(N), best_iof(N);
+    std::vector<float> x1(N), y1(N), x2(N), y2(N), denominator(N), best_iof(N);
     std::vector<int32_t> best(N);
     for (int64_t b = begin; b < end; ++b) {
       const float* item_boxes = box_data + b * N * 4;
@@ -39,21 +39,17 @@ std::tuple<at::Tensor, at::Tensor> assign_boxes_to_chips_cpu(const at::Tensor& b
       for (int64_t n = 0; n < N; ++n) {
         const float* box = item_boxes + n * 4;
         x1[n] = box[0], y1[n] = box[1], x2[n] = box[2], y2[n] = box[3];
-        const float a = box_area(box);
-        area[n] = a > 0.f ? a : 1.f;
+        denominator[n] = iof_denominator(box);
         best_iof[n] = 0.f;
         best[n] = -1;
       }
       for (int64_t k = 0; k < K; ++k) {
         const float* chip = item_chips + k * 4;
-        const float c0 = chip[0], c1 = chip[1], c2 = chip[2], c3 = chip[3];
         const int32_t chip_k = static_cast<int32_t>(k);
         for (int64_t n = 0; n < N; ++n) {
-          // std::min / std::max and a bit-mask select are the forms GCC vectorises; on finite
-          // coordinates they give the values min_of / max_of give.
-          const float w = std::max(std::min(c2, x2[n]) - std::max(c0, x1[n]), 0.f);
-          const float h = std::max(std::min(c3, y2[n]) - std::max(c1, y1[n]), 0.f);
-          const float iof = (w * h) / area[n];
+          const float box[4] = {x1[n], y1[n], x2[n], y2[n]};
+          const float iof = intersection_area(chip, box) / denominator[n];
+          // A bit-mask select: GCC does not vectorise the integer ternary.
           const int32_t better = -static_cast<int32_t>(iof > best_iof[n]);
           best_iof[n] = iof > best_iof[n] ? iof : best_iof[n];
           best[n] = (chip_k & better) | (best[n] & ~better);

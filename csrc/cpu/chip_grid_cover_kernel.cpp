@@ -43,10 +43,10 @@ struct Axis {
 // Per-thread buffers, reused across the batch items of a thread so that an item allocates nothing.
 struct Scratch {
   Axis xs, ys;
-  std::vector<int32_t> counts;     // [K] uncovered boxes each candidate covers; zero between items
-  std::vector<uint64_t> priority;  // [K] shuffle priority, set for touched candidates only
-  std::vector<int64_t> touched;    // candidates covering at least one box
-  std::vector<int64_t> alive;      // touched candidates still able to reach min_count
+  std::vector<int32_t> counts;      // [K] uncovered boxes each candidate covers; zero between items
+  std::vector<uint64_t> priority;   // [K] shuffle priority, set for touched candidates only
+  std::vector<int64_t> touched;     // candidates covering at least one box
+  std::vector<int64_t> alive;       // touched candidates still able to reach min_count
   std::vector<int64_t> covered_by;  // flat lists of the candidates covering each box, ascending
   std::vector<int64_t> offsets;     // [N + 1] into covered_by
 };
@@ -54,9 +54,9 @@ struct Scratch {
 // The greedy cover of docs/chip_generation.md (sections 5-6) for one batch item. The candidates form a
 // grid, so the chips that can hold a box are a small rectangle of it found by binary search: the work
 // is proportional to the (box, covering chip) pairs, not to all chips times all boxes.
-void grid_cover_one_item(const float* boxes, int64_t N, int64_t width, int64_t height, uint64_t key,
-                         int64_t chip_size, int64_t stride, double min_iof, int64_t min_count,
-                         Scratch& s, float* out_chips, int64_t* out_pick) {
+void grid_cover_one_item(const float* boxes, int64_t N, int64_t width, int64_t height, uint64_t key, int64_t chip_size,
+                         int64_t stride, double min_iof, int64_t min_count, Scratch& s, float* out_chips,
+                         int64_t* out_pick) {
   s.xs.build(width, chip_size, stride);
   s.ys.build(height, chip_size, stride);
   const int64_t nx = static_cast<int64_t>(s.xs.starts.size());

@@ -1,5 +1,6 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
+#include <c10/util/llvmMathExtras.h>
 #include <torch/library.h>
 
 #include <algorithm>
@@ -30,7 +31,8 @@ uint64_t pack_bools(const bool* flags, int64_t count) {
 }
 
 // Greedy set cover over one batch item. Each chip's covered boxes are a bit set of 64-bit words, so
-// counting a chip's still-uncovered boxes costs N / 64 popcounts instead of N byte reads. Counts only
+// counting a chip's still-uncovered boxes costs N / 64 popcounts instead of N byte reads (c10's
+// countPopulation: GCC's and Clang's builtin where there is one, a portable fallback elsewhere). Counts only
 // fall, so a chip whose count drops below min_count can never be picked again and leaves the list of
 // candidates; each pick then scans only the chips still in the running.
 void greedy_cover_one_item(const bool* covers, int64_t K, int64_t N, int64_t min_count, int64_t* picks) {
@@ -42,7 +44,7 @@ void greedy_cover_one_item(const bool* covers, int64_t K, int64_t N, int64_t min
   for (int64_t k = 0; k < K; ++k) {
     for (int64_t w = 0; w < W; ++w) {
       bits[k * W + w] = pack_bools(covers + k * N + w * 64, std::min<int64_t>(64, N - w * 64));
-      counts[k] += __builtin_popcountll(bits[k * W + w]);
+      counts[k] += c10::llvm::countPopulation(bits[k * W + w]);
     }
     if (counts[k] >= min_count) {
       candidates.push_back(k);
@@ -66,7 +68,7 @@ void greedy_cover_one_item(const bool* covers, int64_t K, int64_t N, int64_t min
     for (const int64_t k : candidates) {
       const uint64_t* chip_bits = bits.data() + k * W;
       for (int64_t w = 0; w < W; ++w) {
-        counts[k] -= __builtin_popcountll(chip_bits[w] & newly_covered[w]);
+        counts[k] -= c10::llvm::countPopulation(chip_bits[w] & newly_covered[w]);
       }
       if (counts[k] >= min_count) {
         candidates[kept++] = k;

@@ -16,8 +16,7 @@ namespace {
 __global__ void assign_boxes_to_chips_kernel(const float* __restrict__ boxes, const float* __restrict__ chips,
                                              int64_t N, int64_t K, int64_t total, int64_t* __restrict__ chip_index,
                                              float* __restrict__ part) {
-  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < total;
-       i += int64_t{blockDim.x} * gridDim.x) {
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < total; i += int64_t{blockDim.x} * gridDim.x) {
     chip_index[i] = assign_box_to_chips(boxes + i * 4, chips + (i / N) * K * 4, K, part + i * 4);
   }
 }
@@ -35,8 +34,7 @@ std::tuple<at::Tensor, at::Tensor> assign_boxes_to_chips_cuda(const at::Tensor& 
   if (total == 0) {
     return {chip_index, part};
   }
-  assign_boxes_to_chips_kernel<<<elementwise_blocks(total), kThreadsPerBlock, 0,
-                                 at::cuda::getCurrentCUDAStream()>>>(
+  assign_boxes_to_chips_kernel<<<elementwise_blocks(total), kThreadsPerBlock, 0, at::cuda::getCurrentCUDAStream()>>>(
       boxes_c.data_ptr<float>(), chips_c.data_ptr<float>(), N, K, total, chip_index.data_ptr<int64_t>(),
       part.data_ptr<float>());
   C10_CUDA_KERNEL_LAUNCH_CHECK();

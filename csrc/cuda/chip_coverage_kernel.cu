@@ -10,11 +10,9 @@
 namespace sniper {
 namespace {
 
-__global__ void chip_coverage_kernel(const float* __restrict__ chips, const float* __restrict__ boxes,
-                                     int64_t K, int64_t N, int64_t total, bool iou,
-                                     float* __restrict__ out) {
-  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < total;
-       i += int64_t{blockDim.x} * gridDim.x) {
+__global__ void chip_coverage_kernel(const float* __restrict__ chips, const float* __restrict__ boxes, int64_t K,
+                                     int64_t N, int64_t total, bool iou, float* __restrict__ out) {
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < total; i += int64_t{blockDim.x} * gridDim.x) {
     const float *chip, *box;
     chip_and_box_at(i, K, N, chips, boxes, chip, box);
     out[i] = iou ? chip_box_iou(chip, box) : chip_box_iof(chip, box);

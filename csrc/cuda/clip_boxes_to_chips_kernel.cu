@@ -12,11 +12,10 @@
 namespace sniper {
 namespace {
 
-__global__ void clip_boxes_to_chips_kernel(const float* __restrict__ boxes, const float* __restrict__ chips,
-                                           int64_t K, int64_t N, int64_t total,
-                                           float* __restrict__ clipped, float* __restrict__ iof) {
-  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < total;
-       i += int64_t{blockDim.x} * gridDim.x) {
+__global__ void clip_boxes_to_chips_kernel(const float* __restrict__ boxes, const float* __restrict__ chips, int64_t K,
+                                           int64_t N, int64_t total, float* __restrict__ clipped,
+                                           float* __restrict__ iof) {
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < total; i += int64_t{blockDim.x} * gridDim.x) {
     const float *chip, *box;
     chip_and_box_at(i, K, N, chips, boxes, chip, box);
     clip_box_to_chip(box, chip, clipped + i * 4);
@@ -37,8 +36,7 @@ std::tuple<at::Tensor, at::Tensor> clip_boxes_to_chips_cuda(const at::Tensor& bo
   if (total == 0) {
     return {clipped, iof};
   }
-  clip_boxes_to_chips_kernel<<<elementwise_blocks(total), kThreadsPerBlock, 0,
-                               at::cuda::getCurrentCUDAStream()>>>(
+  clip_boxes_to_chips_kernel<<<elementwise_blocks(total), kThreadsPerBlock, 0, at::cuda::getCurrentCUDAStream()>>>(
       boxes_c.data_ptr<float>(), chips_c.data_ptr<float>(), K, N, total, clipped.data_ptr<float>(),
       iof.data_ptr<float>());
   C10_CUDA_KERNEL_LAUNCH_CHECK();

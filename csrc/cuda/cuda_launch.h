@@ -15,8 +15,8 @@ inline unsigned int elementwise_blocks(int64_t total) {
 }
 
 // The chip and the box of element i of a [B, K, N] output, for the elementwise kernels.
-__device__ __forceinline__ void chip_and_box_at(int64_t i, int64_t K, int64_t N, const float* chips,
-                                                const float* boxes, const float*& chip, const float*& box) {
+__device__ __forceinline__ void chip_and_box_at(int64_t i, int64_t K, int64_t N, const float* chips, const float* boxes,
+                                                const float*& chip, const float*& box) {
   const int64_t row = i / N;  // batch item * K + chip
   chip = chips + row * 4;
   box = boxes + ((row / K) * N + i % N) * 4;

@@ -3,7 +3,6 @@
 #include <c10/cuda/CUDAGuard.h>
 #include <torch/library.h>
 
-
 #include "../op_checks.h"
 #include "cuda_launch.h"
 
@@ -43,8 +42,7 @@ __device__ Word block_max(Word key, Word* warp_keys, Word* result) {
 // dynamic shared memory when they fit (`workspace` is null) and in a per-item slice of `workspace`
 // otherwise; the algorithm is the same.
 __global__ void greedy_chip_cover_kernel(const bool* __restrict__ covers, int64_t K, int64_t N, int64_t W,
-                                         int64_t min_count, Word* __restrict__ workspace,
-                                         int64_t* __restrict__ picks) {
+                                         int64_t min_count, Word* __restrict__ workspace, int64_t* __restrict__ picks) {
   extern __shared__ Word shared_state[];
   __shared__ Word warp_keys[kThreadsPerBlock / kWarpSize];
   __shared__ Word best_key;

@@ -123,11 +123,15 @@ def _check_same_batch_meta(a: torch.Tensor, a_name: str, b: torch.Tensor, b_name
                          f'got {a.shape[0]} and {b.shape[0]}')
 
 
+def _check_boxes_and_chips_meta(boxes: torch.Tensor, chips: torch.Tensor) -> None:
+    _check_boxes_meta(boxes, 'boxes')
+    _check_boxes_meta(chips, 'chips')
+    _check_same_batch_meta(boxes, 'boxes', chips, 'chips')
+
+
 @torch.library.register_fake('sniper::chip_coverage')
 def _chip_coverage_fake(chips, boxes, mode='iof'):
-    _check_boxes_meta(chips, 'chips')
-    _check_boxes_meta(boxes, 'boxes')
-    _check_same_batch_meta(chips, 'chips', boxes, 'boxes')
+    _check_boxes_and_chips_meta(boxes, chips)
     if mode not in ('iof', 'iou'):
         raise ValueError(f"mode must be 'iof' or 'iou', got '{mode}'")
     return chips.new_empty((chips.shape[0], chips.shape[1], boxes.shape[1]))
@@ -139,6 +143,8 @@ def _greedy_chip_cover_fake(covers, min_count=1):
         raise TypeError(f'covers must be bool, got {covers.dtype}')
     if covers.dim() != 3:
         raise ValueError(f'covers must have shape [B, K, N] (batch, chips, boxes), got {list(covers.shape)}')
+    if covers.shape[1] >= 2**31:
+        raise ValueError(f'covers must have fewer than 2^31 chips, got {covers.shape[1]}')
     if min_count < 1:
         raise ValueError(f'min_count must be >= 1, got {min_count}')
     return covers.new_empty((covers.shape[0], covers.shape[1]), dtype=torch.int64)
@@ -146,18 +152,14 @@ def _greedy_chip_cover_fake(covers, min_count=1):
 
 @torch.library.register_fake('sniper::clip_boxes_to_chips')
 def _clip_boxes_to_chips_fake(boxes, chips):
-    _check_boxes_meta(boxes, 'boxes')
-    _check_boxes_meta(chips, 'chips')
-    _check_same_batch_meta(boxes, 'boxes', chips, 'chips')
+    _check_boxes_and_chips_meta(boxes, chips)
     B, K, N = chips.shape[0], chips.shape[1], boxes.shape[1]
     return boxes.new_empty((B, K, N, 4)), boxes.new_empty((B, K, N))
 
 
 @torch.library.register_fake('sniper::assign_boxes_to_chips')
 def _assign_boxes_to_chips_fake(boxes, chips):
-    _check_boxes_meta(boxes, 'boxes')
-    _check_boxes_meta(chips, 'chips')
-    _check_same_batch_meta(boxes, 'boxes', chips, 'chips')
+    _check_boxes_and_chips_meta(boxes, chips)
     B, N = boxes.shape[0], boxes.shape[1]
     return boxes.new_empty((B, N), dtype=torch.int64), boxes.new_empty((B, N, 4))
 
@@ -174,11 +176,13 @@ def _check_grid_cover_meta(boxes, image_sizes, shuffle_keys, chip_size, stride, 
     if shuffle_keys.dim() != 1:
         raise ValueError(f'shuffle_keys must have shape [B], got {list(shuffle_keys.shape)}')
     _check_same_batch_meta(boxes, 'boxes', shuffle_keys, 'shuffle_keys')
-    for name, value in (('chip_size', chip_size), ('stride', stride), ('min_count', min_count)):
+    for name, value in (('chip_size', chip_size), ('stride', stride)):
         if value < 1:
             raise ValueError(f'{name} must be >= 1, got {value}')
     if not 0 < min_iof <= 1:
         raise ValueError(f'min_iof must be in (0, 1], got {min_iof}')
+    if min_count < 1:
+        raise ValueError(f'min_count must be >= 1, got {min_count}')
 
 
 @torch.library.register_fake('sniper::chip_grid_cover')

@@ -44,26 +44,6 @@ class TestClipBoxesToChips:
         expected = reference.clip_boxes_to_chips(boxes, chips)
         torch.testing.assert_close(clip_boxes_to_chips(boxes, chips), expected)
 
-    @pytest.mark.parametrize('which', ['chips', 'boxes'])
-    def test_nan_is_rejected(self, device, which):
-        args = {'chips': torch.zeros(1, 2, 4, device=device), 'boxes': torch.zeros(1, 3, 4, device=device)}
-        args[which][0, 0, 0] = float('nan')
-        with pytest.raises(ValueError, match=f'{which} must hold finite coordinates'):
-            clip_boxes_to_chips(args['boxes'], args['chips'])
-
-    def test_bad_arguments(self, device):
-        boxes = torch.zeros(2, 5, 4, device=device)
-        chips = torch.zeros(2, 3, 4, device=device)
-        with pytest.raises(TypeError, match='boxes must be float32'):
-            clip_boxes_to_chips(boxes.long(), chips)
-        with pytest.raises(ValueError, match=r'chips must have shape \[B, M, 4\]'):
-            clip_boxes_to_chips(boxes, chips.view(2, 12))
-        with pytest.raises(ValueError, match='same batch size'):
-            clip_boxes_to_chips(boxes, chips[:1])
-        other = torch.device('meta') if device.type == 'cpu' else torch.device('cpu')
-        with pytest.raises(ValueError, match='boxes and chips must be on the same device'):
-            clip_boxes_to_chips(boxes, chips.to(other))
-
     def test_opcheck(self, device, gen):
         boxes = random_boxes(gen, 2, 11).to(device)
         chips = random_boxes(gen, 2, 7).to(device)
