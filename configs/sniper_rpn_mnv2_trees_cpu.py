@@ -1,10 +1,11 @@
 # SNIPER stage 1 for the aerial tree crowns of the demo: the RPN of sniper_faster_rcnn_mnv2_trees_cpu.py
 # on ImageNet MobileNetV2, trained on positive chips, whose proposals mine the detector's negative chips.
-_base_ = ['./sniper_rpn_mnv2_tiny_cpu.py', './_base_/sniper_trees_cpu.py']
+_base_ = ['./_base_/sniper_rpn_cpu.py', './_base_/mobilenet_v2.py', './_base_/sniper_trees_cpu.py']
+
+model = dict(backbone={{_base_.mnv2_backbone}}, neck={{_base_.mnv2_neck}})
 
 train_dataloader = dict(dataset={{_base_.trees_train_dataset}})
-# tools/extract_proposals.py runs the RPN on the whole training images at the training scales.
-proposal_scales = (2.0, 1.0, (256, 256))
+proposal_scales = {{_base_.trees_proposal_scales}}
 val_dataloader = {{_base_.trees_val_dataloader}}
 test_dataloader = val_dataloader
 val_evaluator = dict(ann_file={{_base_.trees_val_ann_file}})

@@ -1,4 +1,5 @@
 """The configs load through mmengine, inherit mmdet's, and build with the SNIPER components."""
+import shutil
 from pathlib import Path
 
 import pytest
@@ -118,3 +119,32 @@ def test_another_detector_takes_sniper_by_inheritance():
     losses = model.loss(torch.rand(1, 3, 128, 128), [sample])
     total, _ = model.parse_losses(losses)  # RetinaNet's losses are lists over the FPN levels
     assert torch.isfinite(total) and total > 0
+
+
+# The demo's tree configs and the tests' tiny configs (synthetic data) by the words in their names.
+CPU_FAMILIES = {'trees': ('trees', ), 'tiny': ('tiny', 'r18')}
+
+
+def cpu_family(path):
+    return next((family for family, words in CPU_FAMILIES.items() if any(w in path.stem for w in words)), None)
+
+
+@pytest.mark.parametrize('edited', sorted(CPU_FAMILIES))
+def test_editing_the_tiny_or_tree_configs_changes_no_other_config(tmp_path, edited):
+    """The tree and tiny configs are siblings on shared bases: editing a test config, or its _base_,
+    cannot change the demo, nor the reverse, nor the COCO configs. Every top-level key of a config
+    file reaches each config that inherits it, however indirectly: a new key in every file of one
+    family must show in that family's configs and in no other."""
+    configs = tmp_path / 'configs'
+    shutil.copytree(CONFIGS, configs)
+    edited_files = [p for p in configs.rglob('*.py') if cpu_family(p) == edited]
+    assert any(p.parent.name == '_base_' for p in edited_files)
+    for path in edited_files:
+        with open(path, 'a') as f:
+            f.write(f'\nedited_{path.stem} = True\n')
+    for path in sorted(configs.glob('*.py')):
+        edits = {key for key in Config.fromfile(str(path)) if key.startswith('edited_')}
+        if cpu_family(path) == edited:
+            assert f'edited_{path.stem}' in edits
+        else:
+            assert not edits, f'{path.name} inherits {sorted(edits)}'

@@ -18,12 +18,21 @@ trees_train_dataset = dict(
         data_prefix=dict(img='images/'),
         metainfo=dict(classes=trees_classes),
         filter_cfg=dict(filter_empty_gt=False)))
+# The detector's test at the training scales, with ranges widened as the authors' COCO test ranges
+# widen their training ranges.
+trees_tta_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='SniperTestViews', scales=(2.0, 1.0, (256, 256)), valid_ranges=((-1, 48), (20, 96), (48, -1)))]
+# tools/extract_proposals.py runs the RPN on the whole training images at the training scales.
+trees_proposal_scales = (2.0, 1.0, (256, 256))
 
 # Single-scale validation at the original size; the SNIPER multi-scale test is the tta_* setting
 # of the detector config.
 trees_val_dataloader = dict(
     dataset=dict(
         data_root=trees_data_root + 'val/',
+        ann_file='annotations.json',
+        data_prefix=dict(img='images/'),
         metainfo=dict(classes=trees_classes),
         pipeline=[
             dict(type='LoadImageFromFile'),
