@@ -3,7 +3,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: env demo test benchmark-ops benchmark-chips benchmark-pipeline benchmark-inference cuda-check gpu-wheelhouse gpu-rehearsal
+.PHONY: env demo test test-fast lint benchmark-ops benchmark-chips benchmark-pipeline benchmark-inference cuda-check gpu-wheelhouse gpu-rehearsal
 
 env:
 	tools/setup_env.sh $(VENV)
@@ -27,6 +27,14 @@ benchmark-pipeline: env
 
 test: env
 	$(PY) -m pytest tests
+
+# The suite without the end-to-end tests marked slow (training, the recipe, the tools that train).
+test-fast: env
+	$(PY) -m pytest tests -m "not slow"
+
+# flake8 and isort (setup.cfg) in their own .venv-lint, and tools/lint_csrc.sh; tools/lint.sh --fix sorts imports.
+lint:
+	tools/lint.sh
 
 # Builds the CUDA kernels against torch 2.14.1 in .venv-cuda (no GPU needed); run by CI.
 cuda-check:

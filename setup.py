@@ -1,15 +1,35 @@
 """Builds mmdet-sniper and its compiled ops, ``mmdet_sniper._C``.
 
+The ops compile against the torch that is already installed, so install torch first and build without
+pip's build isolation, as OpenMMLab's packages with compiled ops are built:
+``pip install --no-build-isolation .`` (add ``'.[mim]'`` for mmcv, mmengine and mmdet). An isolated
+build would compile against whatever torch pip fetched into a throwaway build environment, whose ABI
+need not match the torch the package then runs with; that is why no pyproject.toml declares torch as a
+build requirement.
+
 The CUDA kernels are built when torch has CUDA and nvcc is found, or when ``FORCE_CUDA=1``
 (``FORCE_CUDA=0`` builds the CPU kernels only). ``TORCH_CUDA_ARCH_LIST`` picks the GPU
 architectures, as for any torch extension. torch's build helpers choose the C++ standard.
 """
 import glob
 import os
-
 from setuptools import find_packages, setup
+
+try:
+    import torch
+except ModuleNotFoundError as error:
+    raise SystemExit('mmdet-sniper compiles its ops against the installed torch: install torch first, then '
+                     '`pip install --no-build-isolation .`') from error
 from torch.utils.cpp_extension import CUDA_HOME, BuildExtension, CppExtension, CUDAExtension
-import torch
+
+ROOT = os.path.dirname(os.path.abspath(__file__))
+
+
+def requirements(name):
+    """The requirements listed in requirements/<name>.txt, without comments."""
+    with open(os.path.join(ROOT, 'requirements', f'{name}.txt')) as f:
+        lines = (line.split('#')[0].strip() for line in f)
+        return [line for line in lines if line]
 
 
 def want_cuda():
@@ -35,9 +55,19 @@ setup(
     name='mmdet-sniper',
     version='0.1.0',
     description='SNIPER: efficient multi-scale training on chips, as an MMDetection 3.x add-on',
+    license='Apache-2.0',
     packages=find_packages(include=['mmdet_sniper', 'mmdet_sniper.*']),
-    python_requires='>=3.9',
-    install_requires=['torch>=2.4'],
+    # BaseException.add_note (3.11) in the dataset's error messages, zip(strict=True) (3.10).
+    python_requires='>=3.11',
+    # `import mmdet_sniper` and its ops and chips need only these; the modules it registers with mmdet
+    # load where mmdet is installed: the 'mim' extra, as OpenMMLab's packages name their OpenMMLab
+    # dependencies.
+    install_requires=requirements('runtime'),
+    extras_require={
+        'mim': requirements('mminstall'),
+        'tests': requirements('tests'),
+        'all': requirements('runtime') + requirements('mminstall') + requirements('tests'),
+    },
     ext_modules=[make_extension()],
     cmdclass={'build_ext': BuildExtension},
     zip_safe=False,

@@ -13,6 +13,8 @@ from mmengine.runner import Runner
 import mmdet_sniper  # noqa: F401
 from mmdet_sniper.testing.synthetic_coco import CLASSES, write_synthetic_coco
 
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[1]
 BATCH, ITERS = 2, 50
 

@@ -1,17 +1,18 @@
-"""The dev environment holds what mmdet-sniper builds on, with mmcv's compiled ops working."""
-import mmcv
-import mmdet
-import mmengine
+"""The environment works for mmdet-sniper, whatever versions of torch and the OpenMMLab packages it holds
+(tools/setup_env.sh checks the dev environment's pinned versions), and the package needs no more than
+it declares."""
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
 import torch
+from packaging.requirements import Requirement
 
 from mmdet_sniper import ops
 
-
-def test_pinned_versions():
-    assert torch.__version__.split('+')[0] == '2.13.0'
-    assert mmcv.__version__ == '2.1.0'
-    assert mmengine.__version__ == '0.10.7'
-    assert mmdet.__version__ == '3.3.0'
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_mmcv_compiled_ops_run():
@@ -25,3 +26,30 @@ def test_mmcv_compiled_ops_run():
 def test_sniper_ops_are_registered_for_cpu():
     for op in ops.__all__:
         assert torch._C._dispatch_has_kernel_for_dispatch_key(f'sniper::{op}', 'CPU')
+
+
+def test_ops_and_chips_need_only_the_runtime_requirements():
+    """With mmcv, mmengine and mmdet hidden, ``mmdet_sniper.ops`` and ``mmdet_sniper.chips`` import and
+    run, and load no module beyond the standard library and requirements/runtime.txt's packages."""
+    lines = (line.split('#')[0].strip() for line in (ROOT / 'requirements' / 'runtime.txt').read_text().splitlines())
+    runtime = sorted(Requirement(line).name for line in lines if line)
+    assert runtime == ['numpy', 'torch']  # their import names are their package names
+    script = textwrap.dedent(f'''
+        import json
+        import sys
+        for name in ('mmcv', 'mmdet', 'mmengine'):
+            sys.modules[name] = None  # as if not installed: importing it raises ImportError
+        for name in {runtime!r}:
+            __import__(name)
+        def loaded():
+            return {{name.partition('.')[0] for name in sys.modules}} - set(sys.stdlib_module_names)
+        before = loaded()
+        import torch
+        from mmdet_sniper import chips, ops
+        chip, box = torch.tensor([[[0., 0., 10., 10.]]]), torch.tensor([[[0., 0., 5., 20.]]])
+        print(json.dumps(dict(iof=ops.chip_coverage(chip, box).item(), new=sorted(loaded() - before))))
+    ''')
+    # cwd=ROOT: `python -c` imports mmdet_sniper from the working directory, as this test does.
+    result = subprocess.run([sys.executable, '-c', script], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == dict(iof=0.5, new=['mmdet_sniper'])

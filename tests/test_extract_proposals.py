@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from mmengine.config import Config
 
@@ -15,6 +16,8 @@ import mmdet_sniper  # noqa: F401
 from mmdet.registry import MODELS
 from mmdet.utils import register_all_modules
 from mmdet_sniper.testing.synthetic_coco import write_synthetic_coco
+
+pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / 'configs' / 'sniper_rpn_r18_tiny_cpu.py'

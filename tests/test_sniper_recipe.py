@@ -11,8 +11,11 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from mmdet_sniper.testing.synthetic_coco import write_synthetic_coco
+
+pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
 NO_VALIDATION = ['val_cfg=None', 'val_dataloader=None', 'val_evaluator=None']

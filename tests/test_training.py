@@ -18,6 +18,8 @@ from mmengine.runner import Runner
 import mmdet_sniper  # noqa: F401
 from mmdet_sniper.testing.synthetic_coco import write_synthetic_coco
 
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / 'configs' / 'sniper_faster_rcnn_r18_tiny_cpu.py'
 

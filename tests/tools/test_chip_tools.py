@@ -30,6 +30,7 @@ def run_tool(name, data_root, *args):
                           env=dict(os.environ, SNIPER_DATA_ROOT=f'{data_root}/'))
 
 
+@pytest.mark.slow
 def test_browse_chips_draws_a_panel_per_scale_with_the_chips(data_root, tmp_path):
     result = run_tool('browse_chips.py', data_root, '--out-dir', str(tmp_path), '--images', '0', '2')
     assert result.returncode == 0, result.stderr[-2000:]

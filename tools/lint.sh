@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Lints as OpenMMLab's projects do: flake8 and isort, with the settings in setup.cfg, on the Python
+# code, and clang-format on csrc/ through tools/lint_csrc.sh where that script exists. Runs every check
+# and fails if any failed. flake8 and isort live in .venv-lint, created or brought up to date with
+# requirements/lint.txt when that file changes.
+# Usage: tools/lint.sh [--fix]   (--fix sorts the imports in place before checking)
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+venv=$root/.venv-lint
+stamp=$venv/.lint-stamp
+want=$(sha256sum < "$root/requirements/lint.txt" | cut -d' ' -f1)
+if [[ ! -f $stamp || $(cat "$stamp") != "$want" ]]; then
+  echo "[lint] installing requirements/lint.txt into $venv"
+  [[ -x $venv/bin/python ]] || python3 -m venv "$venv"
+  "$venv/bin/python" -m pip install -q -r "$root/requirements/lint.txt"
+  echo "$want" > "$stamp"
+fi
+
+cd "$root"
+paths=(mmdet_sniper tools tests configs setup.py)
+if [[ ${1:-} == --fix ]]; then
+  "$venv/bin/isort" "${paths[@]}"
+fi
+failed=0
+"$venv/bin/flake8" "${paths[@]}" || failed=1
+"$venv/bin/isort" --check-only --diff "${paths[@]}" || failed=1
+if [[ -f tools/lint_csrc.sh ]]; then
+  bash tools/lint_csrc.sh || failed=1
+fi
+if (( failed )); then
+  echo "[lint] failed (tools/lint.sh --fix sorts the imports)" >&2
+  exit 1
+fi
+echo "[lint] passed"
