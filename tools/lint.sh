@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Lints as OpenMMLab's projects do: flake8 and isort, with the settings in setup.cfg, on the Python
-# code, and clang-format on csrc/ through tools/lint_csrc.sh where that script exists. Runs every check
-# and fails if any failed. flake8 and isort live in .venv-lint, created or brought up to date with
+# code, and clang-format on csrc/ (tools/lint_csrc.sh, .clang-format). Runs every check and fails if
+# any failed. flake8, isort and clang-format live in .venv-lint, created or brought up to date with
 # requirements/lint.txt when that file changes.
-# Usage: tools/lint.sh [--fix]   (--fix sorts the imports in place before checking)
+# Usage: tools/lint.sh [--fix]   (--fix sorts the imports and formats csrc/ in place before checking)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 venv=$root/.venv-lint
@@ -20,15 +20,14 @@ cd "$root"
 paths=(mmdet_sniper tools tests configs setup.py)
 if [[ ${1:-} == --fix ]]; then
   "$venv/bin/isort" "${paths[@]}"
+  CLANG_FORMAT=$venv/bin/clang-format bash tools/lint_csrc.sh --fix
 fi
 failed=0
 "$venv/bin/flake8" "${paths[@]}" || failed=1
 "$venv/bin/isort" --check-only --diff "${paths[@]}" || failed=1
-if [[ -f tools/lint_csrc.sh ]]; then
-  bash tools/lint_csrc.sh || failed=1
-fi
+CLANG_FORMAT=$venv/bin/clang-format bash tools/lint_csrc.sh || failed=1
 if (( failed )); then
-  echo "[lint] failed (tools/lint.sh --fix sorts the imports)" >&2
+  echo "[lint] failed (tools/lint.sh --fix sorts the imports and formats csrc/)" >&2
   exit 1
 fi
 echo "[lint] passed"
