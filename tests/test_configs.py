@@ -3,11 +3,11 @@ import shutil
 from pathlib import Path
 
 import pytest
+from mmdet.registry import MODELS
+from mmdet.utils import register_all_modules
 from mmengine.config import Config
 
 import mmdet_sniper  # noqa: F401
-from mmdet.registry import MODELS
-from mmdet.utils import register_all_modules
 
 CONFIGS = Path(__file__).resolve().parents[1] / 'configs'
 register_all_modules()
@@ -24,7 +24,7 @@ def test_config_inherits_mmdet_and_builds_the_sniper_model(name):
     assert loader.sampler.type == 'ChipAwareSampler' and loader.batch_sampler is None
     assert loader.dataset.type == 'SniperDataset' and loader.dataset.dataset.type == 'CocoDataset'
     assert [t.type for t in loader.dataset.dataset.pipeline][:3] == ['CachedLoadImageFromFile', 'LoadAnnotations',
-                                                                      'CropChip']
+                                                                     'CropChip']
     assert {'chip_valid_range', 'scale_factor'} <= set(loader.dataset.dataset.pipeline[-1].meta_keys)
     assert cfg.train_cfg.type == 'ChipEpochTrainLoop'
     assert cfg.val_dataloader.dataset.type == 'CocoDataset'  # mmdet's test stays as inherited
@@ -52,7 +52,7 @@ def test_the_coco_config_has_the_papers_settings():
     # The authors' test: three full-image scales with their valid ranges, Gaussian soft-NMS.
     views = cfg.tta_pipeline[-1]
     assert views.type == 'SniperTestViews' and [tuple(s) for s in views.scales] == [(1400, 2000), (800, 1280),
-                                                                                     (480, 512)]
+                                                                                    (480, 512)]
     assert [tuple(r) for r in views.valid_ranges] == [(-1, 90), (32, 180), (75, -1)]
     assert cfg.tta_model.type == 'SniperTestTimeAug' and cfg.tta_model.tta_cfg.max_per_img == 100
     assert cfg.tta_model.tta_cfg.nms == dict(type='soft_nms', method='gaussian', sigma=0.55, min_score=1e-3)

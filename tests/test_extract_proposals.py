@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from mmdet.registry import MODELS
+from mmdet.utils import register_all_modules
 from mmengine.config import Config
 
 import mmdet_sniper  # noqa: F401
-from mmdet.registry import MODELS
-from mmdet.utils import register_all_modules
 from mmdet_sniper.testing.synthetic_coco import write_synthetic_coco
 
 pytestmark = pytest.mark.slow

@@ -97,7 +97,7 @@ def one_thread():
 
 
 def test_trains_and_resumes_mid_epoch_without_repeating_or_skipping_chips(data_root, tmp_path, monkeypatch,
-                                                                           one_thread):
+                                                                          one_thread):
     # mmengine checkpoints hold more than weights (see tools/train.py).
     monkeypatch.setenv('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD', '1')
     checkpoints = dict(checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=4))
@@ -150,6 +150,7 @@ def test_a_chip_without_boxes_trains_as_background(data_root, one_thread):
     from mmdet.registry import DATASETS, MODELS
     from mmdet.utils import register_all_modules
     from mmengine.dataset import pseudo_collate
+
     from mmdet_sniper.datasets import ChipKey
     register_all_modules()
     cfg = tiny_config(data_root, data_root / 'unused', 1)

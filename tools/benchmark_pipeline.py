@@ -48,9 +48,10 @@ def best_time(run, repeat):
 
 def main():
     args = parse_args()
-    import mmdet_sniper  # noqa: F401  (registers the SNIPER modules)
     from mmdet.registry import DATASETS
     from mmdet.utils import register_all_modules
+
+    import mmdet_sniper  # noqa: F401  (registers the SNIPER modules)
     from mmdet_sniper.samplers import ChipAwareSampler
     from mmdet_sniper.testing.synthetic_coco import write_synthetic_coco
     register_all_modules()

@@ -382,7 +382,8 @@ class ChipGenerator:
         if gt_crowd_list is None:
             return np.zeros(len(gt.boxes), bool)
         if len(gt_crowd_list) != len(gt.counts):
-            raise ValueError(f'gt_crowd_list must hold one entry per image ({len(gt.counts)}), got {len(gt_crowd_list)}')
+            raise ValueError(f'gt_crowd_list must hold one entry per image ({len(gt.counts)}), '
+                             f'got {len(gt_crowd_list)}')
         flags = []
         for i, crowd in enumerate(gt_crowd_list):
             array = np.asarray(crowd, dtype=bool).reshape(-1)

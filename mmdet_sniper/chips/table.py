@@ -93,7 +93,8 @@ class ChipTable:
         with np.load(io.BytesIO(fileio.get(path)), allow_pickle=False) as archive:
             missing = {f.name for f in fields(cls)} - {'stride', 'settings'} - set(archive.files)
             if missing or 'meta' not in archive.files:
-                raise ValueError(f'{path} is not a chip table: missing {sorted(missing | {"meta"} - set(archive.files))}')
+                absent = sorted(missing | {'meta'} - set(archive.files))
+                raise ValueError(f'{path} is not a chip table: missing {absent}')
             meta = json.loads(str(archive['meta']))
             values = {f.name: archive[f.name] for f in fields(cls) if f.name not in ('stride', 'settings')}
         return cls(stride=meta['stride'], settings=meta['settings'], **values)

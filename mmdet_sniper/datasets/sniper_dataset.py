@@ -3,8 +3,8 @@ import numbers
 from typing import Optional, Tuple, Union
 
 import numpy as np
-
 from mmdet.registry import DATASETS
+
 from mmdet_sniper.chips import ChipGenerator
 from mmdet_sniper.chips.proposals import load_proposals
 from .epoch_chips import ChipKey, EpochChips, default_cache_dir

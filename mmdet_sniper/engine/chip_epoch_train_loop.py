@@ -3,11 +3,11 @@ import logging
 from typing import Dict, List, Union
 
 import numpy as np
+from mmdet.registry import LOOPS
 from mmengine.logging import print_log
 from mmengine.runner import EpochBasedTrainLoop
 from torch.utils.data import DataLoader
 
-from mmdet.registry import LOOPS
 from ..samplers import ChipAwareSampler
 
 # The run's layout, kept in the message hub (which checkpoints save): a run resumed within an epoch

@@ -72,6 +72,7 @@ def build_train_dataset(cfg: Config):
     """The config's training dataset (for SNIPER configs a ``SniperDataset``), built in mmdet's scope."""
     from mmdet.registry import DATASETS
     from mmdet.utils import register_all_modules
+
     import mmdet_sniper  # noqa: F401  (registers the SNIPER modules)
     register_all_modules()
     return DATASETS.build(cfg.train_dataloader.dataset)

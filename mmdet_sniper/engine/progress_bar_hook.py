@@ -1,9 +1,8 @@
 """TestProgressBarHook: a progress bar over the test loop's batches, on the first rank."""
+from mmdet.registry import HOOKS
 from mmengine.dist import is_main_process
 from mmengine.hooks import Hook
 from mmengine.utils import ProgressBar
-
-from mmdet.registry import HOOKS
 
 
 @HOOKS.register_module()

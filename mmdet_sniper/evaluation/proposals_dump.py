@@ -4,11 +4,10 @@ from collections import defaultdict
 from typing import Optional, Sequence
 
 import numpy as np
+from mmdet.registry import METRICS
 from mmengine import fileio
 from mmengine.evaluator import BaseMetric
 from mmengine.logging import print_log
-
-from mmdet.registry import METRICS
 
 
 @METRICS.register_module()

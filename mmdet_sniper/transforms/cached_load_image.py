@@ -2,7 +2,6 @@
 from collections import OrderedDict
 
 from mmcv.transforms import LoadImageFromFile
-
 from mmdet.registry import TRANSFORMS
 
 

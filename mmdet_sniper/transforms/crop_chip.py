@@ -5,9 +5,9 @@ from typing import Tuple
 import numpy as np
 import torch
 from mmcv.transforms import BaseTransform
-
 from mmdet.registry import TRANSFORMS
 from mmdet.structures.bbox import BaseBoxes
+
 from mmdet_sniper.ops import clip_boxes_to_chips
 
 _INTERPOLATIONS = ('nearest', 'bilinear', 'bicubic')

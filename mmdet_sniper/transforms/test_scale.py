@@ -3,7 +3,6 @@ from numbers import Real
 from typing import Sequence
 
 from mmcv.transforms import TestTimeAug
-
 from mmdet.datasets.transforms import Resize
 from mmdet.registry import TRANSFORMS
 
@@ -85,7 +84,8 @@ class SniperTestViews(TestTimeAug):
         valid_ranges = [ValidRange.from_pair(r, f'valid_ranges[{i}]').to_pair() for i, r in enumerate(valid_ranges)]
         if 'valid_range' not in meta_keys:
             raise ValueError("meta_keys must hold 'valid_range': SniperTestTimeAug filters each view by it")
-        transforms = [[dict(type='SniperTestScale', valid_range=r, **resize_args(s)) for s, r in zip(scales, valid_ranges)]]
+        transforms = [[dict(type='SniperTestScale', valid_range=r, **resize_args(s))
+                       for s, r in zip(scales, valid_ranges)]]
         # Without flipped views RandomFlip(prob=0) still records flip=False, which DetTTAModel's merge
         # reads from every view.
         transforms.append([dict(type='RandomFlip', prob=1.0), dict(type='RandomFlip', prob=0.0)] if flip else

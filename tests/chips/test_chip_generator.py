@@ -9,7 +9,6 @@ import torch
 
 from mmdet_sniper.chips import ChipGenerator, ChipTable
 from mmdet_sniper.testing import random_chip_workload
-
 from . import python_chips
 
 COCO = dict(scales=(3.0, 1.667, 512), valid_ranges=((-1, 80), (32, 150), (120, -1)), chip_size=512)
@@ -18,7 +17,7 @@ RESOLUTION = dict(scales=((1400, 2000), (800, 1280), (-1, 512)), valid_ranges=((
 SMALL = dict(scales=(2.0, 256), valid_ranges=((-1, 48), (24, -1)), chip_size=256)
 
 DEVICES = ['cpu', pytest.param('cuda', marks=pytest.mark.skipif(not torch.cuda.is_available(),
-                                                                 reason='needs a CUDA GPU'))]
+                                                                reason='needs a CUDA GPU'))]
 
 
 def rows(table: ChipTable):

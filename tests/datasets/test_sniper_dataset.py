@@ -4,12 +4,11 @@ import pickle
 
 import numpy as np
 import pytest
+from mmdet.utils import register_all_modules
 
 import mmdet_sniper  # noqa: F401  (registers the datasets and transforms)
 from mmdet_sniper.chips import ChipGenerator, ChipTable
-from mmdet_sniper.datasets import ChipKey, SniperDataset
-from mmdet_sniper.datasets import epoch_chips
-from mmdet.utils import register_all_modules
+from mmdet_sniper.datasets import ChipKey, SniperDataset, epoch_chips
 from mmdet_sniper.testing.synthetic_coco import CLASSES, write_synthetic_coco
 
 register_all_modules()  # the default scope 'mmdet', which the wrapped dataset's pipeline is built in

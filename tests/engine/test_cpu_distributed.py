@@ -5,7 +5,6 @@ from mmengine.config import Config
 
 from mmdet_sniper.engine import cpu_distributed
 
-
 LAUNCH_VARIABLES = ('RANK', 'WORLD_SIZE', 'LOCAL_RANK', 'MASTER_ADDR', 'MASTER_PORT')
 
 

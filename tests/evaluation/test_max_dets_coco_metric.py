@@ -5,9 +5,9 @@ import json
 import numpy as np
 import pytest
 import torch
+from mmdet.evaluation.metrics import CocoMetric
 
 import mmdet_sniper  # noqa: F401  (registers the metric)
-from mmdet.evaluation.metrics import CocoMetric
 from mmdet_sniper.evaluation import MaxDetsCocoMetric
 
 KEYS = ('bbox_mAP', 'bbox_mAP_50', 'bbox_mAP_75', 'bbox_mAP_s', 'bbox_mAP_m', 'bbox_mAP_l')

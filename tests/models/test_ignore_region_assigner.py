@@ -90,7 +90,7 @@ def test_matches_reference_on_random_boxes(rng, box_type, thr, inner_ignore_iof_
     inner_cfg = dict(INNER, ignore_iof_thr=inner_ignore_iof_thr)
 
     result = build(inner_cfg, ignore_iou_thr=thr).assign(InstanceData(priors=priors), gt_instances,
-                                                          ignore_instances)
+                                                         ignore_instances)
 
     inner, gt_inds, labels, ignored = expected(inner_cfg, prior_array, gt_instances, ignore_instances, ignore, thr)
     assert_result(result, inner, gt_inds, labels)

@@ -6,7 +6,7 @@ import torch
 from mmdet_sniper.ops import chip_ops  # noqa: F401  (registers the ops and their fake kernels)
 
 DEVICES = ['cpu', pytest.param('cuda', marks=pytest.mark.skipif(not torch.cuda.is_available(),
-                                                                 reason='needs a CUDA GPU'))]
+                                                                reason='needs a CUDA GPU'))]
 
 
 @pytest.fixture(params=DEVICES)

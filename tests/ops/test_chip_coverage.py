@@ -1,9 +1,8 @@
 import pytest
 import torch
 
-from mmdet_sniper.ops import chip_coverage, reference
-
 from box_factories import random_boxes
+from mmdet_sniper.ops import chip_coverage, reference
 
 
 class TestChipCoverage:

@@ -1,11 +1,10 @@
 import pytest
 import torch
 
+from box_factories import random_boxes
 from mmdet_sniper.ops import chip_coverage, chip_grid_cover, greedy_chip_cover, reference
 from mmdet_sniper.ops.grid_cover import candidate_grid, dense_chip_grid_cover
 from mmdet_sniper.ops.splitmix64 import nth
-
-from box_factories import random_boxes
 
 
 def random_grid_inputs(gen, B, N, max_size=2600):

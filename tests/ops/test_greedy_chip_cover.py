@@ -1,9 +1,8 @@
 import pytest
 import torch
 
-from mmdet_sniper.ops import chip_coverage, greedy_chip_cover, reference
-
 from box_factories import random_boxes
+from mmdet_sniper.ops import chip_coverage, greedy_chip_cover, reference
 
 
 def greedy_cover_with_sets(covers_2d, min_count):

@@ -3,12 +3,11 @@ import random
 
 import numpy as np
 import pytest
-
 from mmdet.registry import DATA_SAMPLERS
+
 from mmdet_sniper.chips import ChipTable
 from mmdet_sniper.datasets import ChipKey
-from mmdet_sniper.samplers import ChipAwareSampler
-from mmdet_sniper.samplers import chip_aware_sampler
+from mmdet_sniper.samplers import ChipAwareSampler, chip_aware_sampler
 
 WORLD_SIZES = [1, 2, 3, 4]
 SIZES = [0, 1, 5, 17, 100]

@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from mmengine.config import Config
-from torch import nn
-
-import mmdet_sniper  # noqa: F401
 from mmdet.models.backbones import MobileNetV2
 from mmdet.registry import MODELS
 from mmdet.utils import register_all_modules
+from mmengine.config import Config
 from mobilenet_v2_weights import WHEEL_CHECKPOINT, read_wheel_checkpoint, torchvision_to_mmdet_mobilenet_v2
+from torch import nn
+
+import mmdet_sniper  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[2]
 # The experiments' copy, and the tool's cache for the default checkpoint path of the configs.

@@ -3,7 +3,6 @@ import json
 import numpy as np
 import pytest
 from pycocotools.coco import COCO
-
 from tree_crowns import (Region, SourceSplit, assign_regions, build_coco, coco_stats, grid_regions, parse_voc,
                          split_image)
 

@@ -1,7 +1,6 @@
 import subprocess
 
 import pytest
-
 import wheels  # tools/misc, put on sys.path by conftest.py
 
 

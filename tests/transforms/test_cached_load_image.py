@@ -3,8 +3,7 @@ import pytest
 from mmcv.transforms import LoadImageFromFile
 
 from mmdet_sniper.testing.synthetic_coco import write_synthetic_coco
-from mmdet_sniper.transforms import CachedLoadImageFromFile
-from mmdet_sniper.transforms import cached_load_image
+from mmdet_sniper.transforms import CachedLoadImageFromFile, cached_load_image
 
 
 @pytest.fixture(scope='module')

@@ -1,11 +1,11 @@
 import numpy as np
 import pytest
 import torch
-
-import mmdet_sniper  # noqa: F401  (registers CropChip)
 from mmcv.transforms import Compose
 from mmdet.registry import TRANSFORMS
 from mmdet.structures.bbox import HorizontalBoxes
+
+import mmdet_sniper  # noqa: F401  (registers CropChip)
 from mmdet_sniper.transforms import CropChip
 
 

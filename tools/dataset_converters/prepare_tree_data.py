@@ -20,7 +20,6 @@ import zipfile
 
 import cv2
 import numpy as np
-
 from tree_crowns import TREE_SPLIT, build_coco, coco_stats, parse_voc, split_image  # beside this script
 
 # fetch_wheel is shared with tools/model_converters; Python puts only this script's folder on sys.path.

@@ -15,7 +15,6 @@ import os.path as osp
 import sys
 
 import torch
-
 from mobilenet_v2_weights import WHEEL_REQUIREMENT, read_wheel_checkpoint, torchvision_to_mmdet_mobilenet_v2
 
 # fetch_wheel is shared with tools/dataset_converters; Python puts only this script's folder on sys.path.
