@@ -117,9 +117,9 @@ class EpochChips:
         table = self.generator.generate_positive(self.image_sizes, self.gt_boxes, self.gt_crowd, **kwargs)
         if self.proposals is None:
             return table
-        candidates = self.generator.generate_negative(self.image_sizes, self.proposals, table, self.gt_boxes,
-                                                      self.gt_crowd, **kwargs)
-        return ChipTable.concat([table, self.generator.sample_negative(candidates, **kwargs)])
+        negative_pool = self.generator.generate_negative(self.image_sizes, self.proposals, table, self.gt_boxes,
+                                                         self.gt_crowd, **kwargs)
+        return ChipTable.concat([table, self.generator.sample_negative(negative_pool, **kwargs)])
 
     def _report_boxes(self, table: ChipTable) -> None:
         for listed, what in ((table.uncovered_boxes, 'no positive chip holds'),
