@@ -90,6 +90,17 @@ def test_an_item_is_the_chip_cropped_with_its_targets(coco_root, tmp_path):
     assert sum(len(dataset[key]['data_samples'].gt_instances) for key in keys) > 0
 
 
+def test_a_copy_for_a_worker_loads_any_chip_and_carries_no_table(coco_root, tmp_path):
+    dataset = build(coco_root, tmp_path)
+    keys = keys_of(dataset, 2)
+    # What a data loader worker receives holds no copy of the table the sampler asked for.
+    shipped = pickle.dumps(dataset)
+    assert dataset.chips.table(2).chips.tobytes() not in shipped
+    copy = pickle.loads(shipped)
+    for key in keys[:3]:
+        assert copy[key]['data_samples'].chip.tolist() == dataset[key]['data_samples'].chip.tolist()
+
+
 def test_chips_are_cached_so_a_restart_does_not_recompute(coco_root, tmp_path, monkeypatch):
     first = build(coco_root, tmp_path)
     first_keys = keys_of(first, 1)
