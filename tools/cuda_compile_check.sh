@@ -19,7 +19,7 @@ source "$root/tools/cuda_toolkit_env.sh" "$venv/bin/python"
 
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
-(cd "$root" && tar --exclude='*.so' --exclude=__pycache__ -cf - setup.py csrc mmdet_sniper tests/ops) | tar -xf - -C "$scratch"
+(cd "$root" && tar --exclude='*.so' --exclude=__pycache__ -cf - setup.py requirements csrc mmdet_sniper tests/ops) | tar -xf - -C "$scratch"
 cd "$scratch"
 echo "[cuda_compile_check] building with CUDA_HOME=$CUDA_HOME for sm_80, sm_90"
 FORCE_CUDA=1 TORCH_CUDA_ARCH_LIST="8.0;9.0" MAX_JOBS=${MAX_JOBS:-2} \
