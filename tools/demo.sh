@@ -10,7 +10,7 @@
 #   WORK_DIR/detector/test/<time>/vis/*.png   detections on the validation images
 #   WORK_DIR/chips/*_chips.png               the chips of a training image, per scale
 #   WORK_DIR/chips/chips_per_image.png       chips per image by scale
-# Both trainings are seeded (SEED, default 0). About 10 minutes on 2 CPU cores; the GPU when there
+# Both trainings are seeded (SEED, default 0). About 8 minutes on 2 CPU cores; the GPU when there
 # is one. Finished steps are skipped on a rerun.
 set -euo pipefail
 cd "$(dirname "$0")/.."
