@@ -9,6 +9,7 @@ names them). Prints a table per epoch, and a warning for each scale whose valid 
 of the ground-truth boxes or that gets no chips in an epoch; with --out, writes a PNG histogram of
 chips per image by scale (of the last epoch), creating its folder.
 """
+import require_sniper  # noqa: F401  isort: skip  (first: explains a Python without mmdet_sniper)
 import argparse
 import os
 
