@@ -8,6 +8,7 @@ Reads the config's training set (its SniperDataset: chips of --epoch; proposals 
 them) and the images; writes OUT_DIR/<image>_chips.png, one panel per scale side by side, in
 original-image pixels.
 """
+import require_sniper  # noqa: F401  isort: skip  (first: explains a Python without mmdet_sniper)
 import argparse
 import os
 import os.path as osp

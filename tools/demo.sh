@@ -15,8 +15,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 WORK_DIR=${1:-work_dirs/demo}
-PYTHON=${PYTHON:-python}
-export PYTHON
+# shellcheck source=tools/python_env.sh
+source tools/python_env.sh
 RPN_CONFIG=configs/sniper_rpn_mnv2_trees_cpu.py
 DETECTOR_CONFIG=configs/sniper_faster_rcnn_mnv2_trees_cpu.py
 

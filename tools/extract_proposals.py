@@ -13,6 +13,7 @@ Writes OUT (``.pkl`` or ``.json``): ``{image id: float32 [P, 5]}``, ``x1, y1, x2
 original-image pixels, all scales pooled, highest score first; ``SniperDataset`` applies NMS at 0.7
 again when it loads them. Logs and the dumped config go to the work dir.
 """
+import require_sniper  # noqa: F401  isort: skip  (first: explains a Python without mmdet_sniper)
 import argparse
 import copy
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # tools/slurm_train.sh PARTITION JOB_NAME CONFIG WORK_DIR [train.py args]: as mmdet's. GPUS (8),
-# GPUS_PER_NODE (8), CPUS_PER_TASK (5), SRUN_ARGS and PYTHON (python) come from the environment.
+# GPUS_PER_NODE (8), CPUS_PER_TASK (5), SRUN_ARGS and PYTHON (the checkout's .venv, else python;
+# tools/python_env.sh) come from the environment.
 set -x
 
 PARTITION=$1
@@ -11,9 +12,11 @@ GPUS=${GPUS:-8}
 GPUS_PER_NODE=${GPUS_PER_NODE:-8}
 CPUS_PER_TASK=${CPUS_PER_TASK:-5}
 SRUN_ARGS=${SRUN_ARGS:-""}
-PYTHON=${PYTHON:-python}
+PYTHONPATH="$(dirname "$0")/..${PYTHONPATH:+:$PYTHONPATH}"
+export PYTHONPATH
+# shellcheck source=tools/python_env.sh
+source "$(dirname "$0")/python_env.sh"
 
-PYTHONPATH="$(dirname "$0")/..":$PYTHONPATH \
 srun -p "${PARTITION}" \
     --job-name="${JOB_NAME}" \
     --gres=gpu:"${GPUS_PER_NODE}" \

@@ -11,10 +11,11 @@
 # the environment) go to the steps of one model: the RPN's training and its proposal extraction,
 # the detector's training and its test, so that options changing a model reach every step that
 # builds it. TEST_ARGS go to the final test alone (e.g. --show-dir vis). SEED seeds both trainings
-# (tools/train.py --seed). PYTHON picks the interpreter (default: python).
+# (tools/train.py --seed). PYTHON picks the interpreter (default: the checkout's .venv, else python;
+# tools/python_env.sh).
 set -euo pipefail
 if [ $# -lt 3 ]; then
-    sed -n '2,14p' "$0"
+    sed -n '2,15p' "$0"
     exit 2
 fi
 RPN_CONFIG=$1
@@ -28,8 +29,8 @@ else
     shift 3
 fi
 TOOLS=$(dirname "$0")
-PYTHON=${PYTHON:-python}
-export PYTHON
+# shellcheck source=tools/python_env.sh
+source "$TOOLS/python_env.sh"
 
 # The last checkpoint a training run in $1 wrote.
 last_checkpoint() { cat "$1/last_checkpoint"; }

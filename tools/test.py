@@ -10,6 +10,7 @@ full-image or sliced), they are used, as mmdet's ``--tta`` would; ``--single-sca
 model with ``test_dataloader``'s pipeline instead. ``--out`` also dumps the detections (a pickle of
 mmdet's per-image results); ``--show-dir`` draws them (mmdet's DetVisualizationHook).
 """
+import require_sniper  # noqa: F401  isort: skip  (first: explains a Python without mmdet_sniper)
 import argparse
 
 from mmengine.config import ConfigDict

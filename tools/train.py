@@ -8,6 +8,7 @@ Reads the config (and what it names: annotations, images, checkpoints); writes l
 and the dumped config into the work directory. On a machine without CUDA, ``--launcher pytorch`` or
 ``slurm`` trains with a gloo process group and CPU DDP.
 """
+import require_sniper  # noqa: F401  isort: skip  (first: explains a Python without mmdet_sniper)
 import argparse
 
 from mmdet_sniper.engine.launch import add_launch_args, load_config, runner_of
