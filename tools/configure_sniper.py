@@ -13,6 +13,7 @@ schedule, warm-up, checkpoints). The rules: docs/own_data.md.
         --write-configs configs/mine --gpus 8
     python tools/configure_sniper.py data/mine/train.json --cpu --write-configs configs/mine
 """
+import require_sniper  # noqa: F401  isort: skip  (first: explains a Python without mmdet_sniper)
 import argparse
 import json
 import math
