@@ -4,6 +4,7 @@ import math
 from mmdet.engine.hooks import CheckInvalidLossHook
 from mmdet.registry import HOOKS
 from mmengine.hooks import RuntimeInfoHook
+from mmengine.runner import EpochBasedTrainLoop
 
 ADVICE = ('Try a lower learning rate (optim_wrapper.optimizer.lr), a longer warm-up (the end of the LinearLR in '
           'param_scheduler) or gradient clipping (optim_wrapper.clip_grad), and train again from the start or from '
@@ -50,5 +51,7 @@ class StopOnNonFiniteLossHook(CheckInvalidLossHook):
         terms = ', '.join(f'{key}={value}' for key, value in values.items() if not math.isfinite(value))
         lrs = ', '.join(f'{name} {lr[0]:.4g}' for name, lr in runner.optim_wrapper.get_lr().items())
         # runner.iter and runner.epoch count from 0 and are not yet advanced; the log counts from 1.
-        raise RuntimeError(f'The loss is not finite at iteration {runner.iter + 1} (epoch {runner.epoch + 1}, '
-                           f'its batch {batch_idx + 1}): {terms}, at {lrs}. The training stops here. {ADVICE}')
+        where = f'iteration {runner.iter + 1}'
+        if isinstance(runner.train_loop, EpochBasedTrainLoop):  # an IterBasedTrainLoop has no epochs
+            where += f' (epoch {runner.epoch + 1}, its batch {batch_idx + 1})'
+        raise RuntimeError(f'The loss is not finite at {where}: {terms}, at {lrs}. The training stops here. {ADVICE}')

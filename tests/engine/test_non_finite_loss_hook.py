@@ -43,7 +43,7 @@ class IterationRecorder(Hook):
         self.iterations.append(runner.iter + 1)
 
 
-def make_runner(work_dir, model, hook=None):
+def make_runner(work_dir, model, hook=None, train_cfg=None):
     recorder = IterationRecorder()
     runner = Runner(
         model=model,
@@ -51,7 +51,7 @@ def make_runner(work_dir, model, hook=None):
         experiment_name=f'nan_{uuid.uuid4().hex}',
         train_dataloader=dict(dataset=[dict(inputs=torch.tensor([float(i)])) for i in range(EPOCH_LENGTH)],
                               sampler=dict(type='DefaultSampler', shuffle=False), batch_size=1, num_workers=0),
-        train_cfg=dict(by_epoch=True, max_epochs=EPOCHS),
+        train_cfg=train_cfg or dict(by_epoch=True, max_epochs=EPOCHS),
         optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.01)),
         default_hooks=dict(checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=1)),
         custom_hooks=[recorder, hook or dict(type='StopOnNonFiniteLossHook')],
@@ -63,8 +63,7 @@ def make_runner(work_dir, model, hook=None):
 @pytest.mark.parametrize('bad_iter, bad_term, bad_value', [(1, 'loss_bbox', float('nan')),
                                                            (EPOCH_LENGTH + 3, 'loss_cls', float('inf')),
                                                            (EPOCH_LENGTH * EPOCHS, 'loss_bbox', float('-inf'))])
-def test_the_training_stops_at_the_first_non_finite_loss_and_says_what_to_try(tmp_path, bad_iter, bad_term,
-                                                                               bad_value):
+def test_the_training_stops_at_the_first_non_finite_loss_and_says_what_to_try(tmp_path, bad_iter, bad_term, bad_value):
     runner, recorder = make_runner(tmp_path, ToyDetector(bad_iter, bad_term, bad_value))
     with pytest.raises(RuntimeError) as raised:
         runner.train()
@@ -82,6 +81,14 @@ def test_the_training_stops_at_the_first_non_finite_loss_and_says_what_to_try(tm
     # The hook raises before the checkpoint hook (lower priority) saves the iteration's weights.
     assert osp.exists(osp.join(runner.work_dir, f'iter_{bad_iter - 1}.pth')) or bad_iter == 1
     assert not osp.exists(osp.join(runner.work_dir, f'iter_{bad_iter}.pth'))
+
+
+def test_an_iteration_based_training_names_no_epoch(tmp_path):
+    runner, recorder = make_runner(tmp_path, ToyDetector(bad_iter=EPOCH_LENGTH + 2),
+                                   train_cfg=dict(by_epoch=False, max_iters=EPOCH_LENGTH * EPOCHS))
+    with pytest.raises(RuntimeError, match=f'at iteration {EPOCH_LENGTH + 2}: loss=nan, loss_bbox=nan, at lr 0.01'):
+        runner.train()
+    assert recorder.iterations == list(range(1, EPOCH_LENGTH + 3))
 
 
 def test_a_finite_training_runs_to_its_end(tmp_path):
