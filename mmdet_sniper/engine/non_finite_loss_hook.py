@@ -38,8 +38,8 @@ class StopOnNonFiniteLossHook(CheckInvalidLossHook):
         before = runner.hooks[:runner.hooks.index(self)]
         if not any(isinstance(hook, RuntimeInfoHook) for hook in before):
             raise RuntimeError(f'{type(self).__name__} reads the losses that RuntimeInfoHook puts in the message hub, '
-                               'so it must run after it: keep default_hooks.runtime_info, and give this hook a '
-                               'lower priority than VERY_HIGH')
+                               'so it must run after it: keep default_hooks.runtime_info, and give this hook no '
+                               'higher a priority than VERY_HIGH')
 
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
         if outputs is None or not self.every_n_train_iters(runner, self.interval):
