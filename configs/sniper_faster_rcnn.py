@@ -23,6 +23,8 @@ tta_model = {{_base_.sniper_tta_model}}
 tta_pipeline = {{_base_.sniper_tta_pipeline}}
 optim_wrapper = {{_base_.sniper_optim_wrapper}}
 auto_scale_lr = {{_base_.sniper_auto_scale_lr}}
+# Stops at the first NaN or infinite loss, saying what to try.
+custom_hooks = {{_base_.sniper_custom_hooks}}
 # The authors train 7 epochs over COCO stored twice (as is and flipped), the lr divided by 10 after
 # 5.33: 14 passes over the images, the step after 10.7. Here every epoch flips at random: 14 epochs,
 # the step after 11.

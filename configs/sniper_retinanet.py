@@ -22,3 +22,5 @@ train_cfg = dict(type='ChipEpochTrainLoop')
 tta_model = {{_base_.sniper_tta_model}}
 tta_pipeline = {{_base_.sniper_tta_pipeline}}
 auto_scale_lr = dict(enable=False, base_batch_size=128)
+# Stops at the first NaN or infinite loss, saying what to try.
+custom_hooks = {{_base_.sniper_custom_hooks}}

@@ -23,6 +23,8 @@ test_evaluator = val_evaluator
 # at the detector's lr and warm-up, without a step.
 optim_wrapper = {{_base_.sniper_optim_wrapper}}
 auto_scale_lr = {{_base_.sniper_auto_scale_lr}}
+# Stops at the first NaN or infinite loss, saying what to try.
+custom_hooks = {{_base_.sniper_custom_hooks}}
 # ChipEpochTrainLoop: the chips of every epoch counted (their number changes each epoch), a
 # resume within an epoch going on with its next chip.
 train_cfg = dict(type='ChipEpochTrainLoop', max_epochs=4, val_interval=4)

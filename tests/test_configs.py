@@ -3,11 +3,12 @@ import shutil
 from pathlib import Path
 
 import pytest
-from mmdet.registry import MODELS
+from mmdet.registry import HOOKS, MODELS
 from mmdet.utils import register_all_modules
 from mmengine.config import Config
 
 import mmdet_sniper  # noqa: F401
+from mmdet_sniper.engine import StopOnNonFiniteLossHook
 
 CONFIGS = Path(__file__).resolve().parents[1] / 'configs'
 register_all_modules()
@@ -79,6 +80,15 @@ def test_the_coco_configs_optimise_as_the_authors(name, epochs, milestones):
     assert backbone.norm_cfg.momentum == pytest.approx(1 - 0.995)
     if 'roi_head' in cfg.model:
         assert cfg.model.roi_head.bbox_head.reg_class_agnostic is True
+
+
+@pytest.mark.parametrize('path', sorted(CONFIGS.glob('*.py')), ids=lambda path: path.name)
+def test_every_config_stops_at_the_first_non_finite_loss(path):
+    """Issue 16: a run gone NaN trained on to its end and tested to nothing."""
+    cfg = Config.fromfile(str(path))
+    assert cfg.custom_hooks == [dict(type='StopOnNonFiniteLossHook')]
+    hook = HOOKS.build(cfg.custom_hooks[0])
+    assert isinstance(hook, StopOnNonFiniteLossHook) and hook.interval == 1
 
 
 def test_the_tree_configs_test_and_extract_at_their_training_scales():

@@ -113,7 +113,6 @@ def full_image_train(cfg, resizes: list, batch: int, num_workers: int = 0) -> No
         batch_size=batch, num_workers=num_workers, persistent_workers=num_workers > 0,
         sampler=dict(type='InfiniteSampler', shuffle=True),
         dataset=dict(type='ConcatDataset', datasets=datasets))
-    cfg.custom_hooks = []
 
 
 def iteration_schedule(cfg, iters: int, batch: int) -> None:

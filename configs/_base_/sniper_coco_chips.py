@@ -98,3 +98,8 @@ sniper_optim_wrapper = dict(
     clip_grad=dict(max_norm=35, norm_type=2))
 sniper_warmup = dict(type='LinearLR', start_factor=1 / 30, by_epoch=False, begin=0, end=1000)
 sniper_auto_scale_lr = dict(enable=False, base_batch_size=128)
+
+# A loss gone NaN or infinite does not come back: the run would train on to its end and test to
+# nothing. This stops it at the first such iteration, saying what to try (mmdet's CheckInvalidLossHook,
+# every iteration, with advice).
+sniper_custom_hooks = [dict(type='StopOnNonFiniteLossHook')]
