@@ -1,5 +1,7 @@
 """SniperDataset: any mmdet detection dataset, seen as the SNIPER chips of its images."""
+import json
 import numbers
+import os.path as osp
 from typing import Optional, Tuple, Union
 
 import numpy as np
@@ -88,6 +90,9 @@ class SniperDataset:
                            'nothing to make chips of')
         try:
             self.dataset.full_init()
+        except json.JSONDecodeError as error:
+            size = f'{osp.getsize(source)} bytes' if osp.isfile(source) else 'not a local file'
+            raise ValueError(f'annotation file {source!r} is not valid JSON ({size}): {error}') from error
         except ValueError as error:
             if getattr(self.dataset, 'data_list', None) == []:
                 raise empty from error

@@ -276,3 +276,13 @@ def test_malformed_proposals_name_their_image(coco_root, tmp_path, bad, message)
         build(coco_root, tmp_path, proposals_file=str(path), cache_dir=None)
     assert len(build(coco_root, tmp_path, proposals_file=str(path), proposals_nms_iou=None,
                      cache_dir=None).proposals[0]) == 1
+
+
+@pytest.mark.parametrize('content', [b'', b'{"images": [{"id": 1, "wid'], ids=['empty', 'truncated'])
+def test_an_annotation_file_that_is_not_json_says_so(tmp_path, content):
+    root = tmp_path / 'coco'
+    write_synthetic_coco(str(root), 1, seed=0, image_size=(300, 200))
+    (root / 'annotations.json').write_bytes(content)
+    with pytest.raises(ValueError, match=rf'annotations\.json\' is not valid JSON \({len(content)} bytes\): ') as error:
+        SniperDataset(coco_config(root), cache_dir=None, **SETTINGS)
+    assert isinstance(error.value.__cause__, json.JSONDecodeError)
