@@ -1,5 +1,6 @@
 import json
 import os
+import os.path as osp
 import pickle
 
 import numpy as np
@@ -8,7 +9,7 @@ from mmdet.utils import register_all_modules
 
 import mmdet_sniper  # noqa: F401  (registers the datasets and transforms)
 from mmdet_sniper.chips import ChipGenerator, ChipTable
-from mmdet_sniper.datasets import ChipKey, SniperDataset, epoch_chips
+from mmdet_sniper.datasets import ChipKey, SniperDataset, epoch_chips, sniper_dataset
 from mmdet_sniper.testing.synthetic_coco import CLASSES, write_synthetic_coco
 
 register_all_modules()  # the default scope 'mmdet', which the wrapped dataset's pipeline is built in
@@ -193,15 +194,10 @@ def test_bad_input_gives_errors_that_name_the_image(coco_root, tmp_path):
         dataset[outside]
     assert any('image index 0' in note for note in error.value.__notes__)
 
-    missing = tmp_path / 'missing'
-    write_synthetic_coco(str(missing), 1, seed=2, image_size=(200, 150))
-    os.remove(missing / 'images' / '000000.jpg')
-    dataset = SniperDataset(coco_config(missing), cache_dir=None, **SETTINGS)
-    with pytest.raises(FileNotFoundError, match=r'000000\.jpg'):
-        dataset[keys_of(dataset)[0]]
-
     with pytest.raises(ValueError, match='proposals_nms_iou must be an IoU'):
         SniperDataset(coco_config(coco_root), cache_dir=None, proposals_nms_iou=1.5, **SETTINGS)
+    with pytest.raises(ValueError, match="missing_images must be 'error' or 'skip', got 'ignore'"):
+        build(coco_root, tmp_path, missing_images='ignore')
 
     with pytest.raises(TypeError, match='indexed by a ChipKey, got str'):
         dataset['a']
@@ -276,6 +272,47 @@ def test_malformed_proposals_name_their_image(coco_root, tmp_path, bad, message)
         build(coco_root, tmp_path, proposals_file=str(path), cache_dir=None)
     assert len(build(coco_root, tmp_path, proposals_file=str(path), proposals_nms_iou=None,
                      cache_dir=None).proposals[0]) == 1
+
+
+def warnings_of(monkeypatch):
+    logged = []
+    monkeypatch.setattr(sniper_dataset, 'print_log',
+                        lambda message, **kwargs: logged.append(message) if kwargs.get('level') else None)
+    return logged
+
+
+def test_missing_images_are_an_error_listing_them_or_skipped_with_a_warning(tmp_path, monkeypatch):
+    root = tmp_path / 'coco'
+    write_synthetic_coco(str(root), 4, seed=6, image_size=(300, 200))
+    os.remove(root / 'images' / '000001.jpg')
+    os.remove(root / 'images' / '000003.jpg')
+    with pytest.raises(ValueError, match=r"2 of the 4 images .* missing: .*000001\.jpg, .*000003\.jpg; set "
+                                         r"missing_images='skip'"):
+        SniperDataset(coco_config(root), cache_dir=None, **SETTINGS)
+
+    logged = warnings_of(monkeypatch)
+    dataset = SniperDataset(coco_config(root), cache_dir=None, missing_images='skip', **SETTINGS)
+    assert 'SNIPER skips 2 of the 4 images' in logged[0] and '000001.jpg' in logged[0] and '000003.jpg' in logged[0]
+    present = ['000000.jpg', '000002.jpg']
+    assert [osp.basename(p) for p in dataset.image_paths] == present
+    # The chips are those of the two present images, as if the others were never listed.
+    _, sizes, boxes, crowd = coco_inputs(root)
+    generator = ChipGenerator(**SETTINGS)
+    for epoch in range(3):
+        expected = generator.generate_positive(sizes[[0, 2]], [boxes[0], boxes[2]], [crowd[0], crowd[2]], seed=0,
+                                               epoch=epoch)
+        keys = keys_of(dataset, epoch)
+        np.testing.assert_array_equal([k.chip for k in keys], expected.chips)
+        np.testing.assert_array_equal([k.image_index for k in keys], expected.image_index)
+        assert set(expected.image_index.tolist()) == {0, 1}
+        for key in keys:
+            assert osp.basename(dataset.get_data_info(key)['img_path']) == present[key.image_index]
+    assert osp.basename(dataset[keys[-1]]['data_samples'].img_path) == '000002.jpg'
+
+    for name in ('000000.jpg', '000002.jpg'):
+        os.remove(root / 'images' / name)
+    with pytest.raises(ValueError, match='4 of the 4 images .* missing: .*: no image is left to train on'):
+        SniperDataset(coco_config(root), cache_dir=None, missing_images='skip', **SETTINGS)
 
 
 @pytest.mark.parametrize('content', [b'', b'{"images": [{"id": 1, "wid'], ids=['empty', 'truncated'])
