@@ -1,9 +1,14 @@
 """SniperDataset: any mmdet detection dataset, seen as the SNIPER chips of its images."""
+import json
+import logging
 import numbers
+import os.path as osp
 from typing import Optional, Tuple, Union
 
 import numpy as np
 from mmdet.registry import DATASETS
+from mmengine import fileio
+from mmengine.logging import print_log
 
 from mmdet_sniper.chips import ChipGenerator
 from mmdet_sniper.chips.proposals import load_proposals
@@ -34,6 +39,11 @@ class SniperDataset:
     - ``chip_instance_valid``: bool ``[N]``, whether each of ``instances`` is valid at the chip's
       scale (:meth:`ScalePyramid.valid`, the rule that chose the chips).
 
+    At build time it logs, as one warning, every annotation it does not train on and why: degenerate
+    (width or height < 1, or area <= 0), outside the image, of a category not in the classes (which mmdet's
+    ``CocoDataset`` skips without a word), on a skipped image, and crowd (kept as ignore regions, never
+    targets). For datasets without a COCO api only the crowd (``ignore_flag``) instances are counted.
+
     Args:
         dataset: the wrapped dataset or its config (e.g. ``CocoDataset``) with the training pipeline
             (``LoadImageFromFile``, ``LoadAnnotations``, ``CropChip``, ...). Its ``ignore_flag``
@@ -49,6 +59,10 @@ class SniperDataset:
         cache_dir: where chip tables are cached; ``'auto'``: ``$XDG_CACHE_HOME/mmdet_sniper/chips``
             (``~/.cache/...``); None: no cache.
         device: where chips are generated (``'cpu'`` or a CUDA device).
+        missing_images: what to do with images of the annotation file missing on disk (every image path is
+            checked at build time, with ``mmengine.fileio.exists``): ``'error'``, a ``ValueError`` listing
+            them; ``'skip'``, a warning listing them, and they are removed from the wrapped dataset (with
+            ``get_subset_``), so no chip of theirs is ever made.
     """
 
     def __init__(self, dataset: Union[dict, object], scales=(3.0, 1.667, 512),
@@ -56,7 +70,7 @@ class SniperDataset:
                  chip_stride: Union[int, Tuple[int, int]] = (56, 60), min_iof: float = 1 - 1e-6,
                  proposals_file: Optional[str] = None, proposals_nms_iou: Optional[float] = 0.7,
                  neg_thresholds: Tuple[int, int] = (25, 10), neg_chips_per_image: int = 2, seed: int = 0,
-                 cache_dir: Optional[str] = 'auto', device: str = 'cpu'):
+                 cache_dir: Optional[str] = 'auto', device: str = 'cpu', missing_images: str = 'error'):
         # Built lazily, so that loading the annotations happens in _read_annotations, which explains
         # an empty annotation file instead of failing inside mmengine's serialisation.
         self.dataset = DATASETS.build(dict(dataset, lazy_init=True)) if isinstance(dataset, dict) else dataset
@@ -67,6 +81,9 @@ class SniperDataset:
             raise ValueError(f'proposals_nms_iou must be an IoU in (0, 1] or None, got {proposals_nms_iou!r}')
         self.proposals_file = proposals_file if neg_chips_per_image > 0 else None
         self.proposals_nms_iou = proposals_nms_iou
+        if missing_images not in ('error', 'skip'):
+            raise ValueError(f"missing_images must be 'error' or 'skip', got {missing_images!r}")
+        self.missing_images = missing_images
         self._read_annotations()
         self.chips = EpochChips(generator, self.image_sizes, self.gt_boxes, self.gt_crowd, self.proposals, seed,
                                 default_cache_dir() if cache_dir == 'auto' else cache_dir, self.image_paths)
@@ -87,32 +104,145 @@ class SniperDataset:
         empty = ValueError(f'the wrapped dataset holds no images (annotation file {source!r}); there is '
                            'nothing to make chips of')
         try:
-            self.dataset.full_init()
+            coco = self._full_init_keeping_coco()
+        except json.JSONDecodeError as error:
+            size = f'{osp.getsize(source)} bytes' if osp.isfile(source) else 'not a local file'
+            raise ValueError(f'annotation file {source!r} is not valid JSON ({size}): {error}') from error
         except ValueError as error:
             if getattr(self.dataset, 'data_list', None) == []:
                 raise empty from error
             raise
         if len(self.dataset) == 0:
             raise empty
-        sizes, boxes, crowd, self.image_ids, self.image_paths = [], [], [], [], []
+        infos = []
         for i in range(len(self.dataset)):
             info = self.dataset.get_data_info(i)
             if 'width' not in info or 'height' not in info:
                 raise ValueError(f'image {info.get("img_path", i)} has no width/height in its data info; '
                                  'SniperDataset needs the image sizes to make chips')
-            sizes.append((info['width'], info['height']))
             instances = info.get('instances', [])
-            boxes.append(np.array([inst['bbox'] for inst in instances], dtype=np.float32).reshape(-1, 4))
-            crowd.append(np.array([bool(inst.get('ignore_flag', 0)) for inst in instances], dtype=bool))
-            self.image_ids.append(info.get('img_id', i))
-            self.image_paths.append(info.get('img_path', str(i)))
-        self.image_sizes = np.array(sizes, dtype=np.int64)
-        self.gt_boxes, self.gt_crowd = boxes, crowd
+            infos.append(dict(size=(info['width'], info['height']), img_id=info.get('img_id', i),
+                              img_path=info.get('img_path', str(i)),
+                              boxes=np.array([inst['bbox'] for inst in instances], dtype=np.float32).reshape(-1, 4),
+                              crowd=np.array([bool(inst.get('ignore_flag', 0)) for inst in instances], dtype=bool)))
+        missing = self._drop_missing_images(infos)
+        self._report_unused_annotations(coco, infos, missing)
+        infos = [info for info in infos if info['img_path'] not in missing]
+        self.image_sizes = np.array([info['size'] for info in infos], dtype=np.int64)
+        self.gt_boxes = [info['boxes'] for info in infos]
+        self.gt_crowd = [info['crowd'] for info in infos]
+        self.image_ids = [info['img_id'] for info in infos]
+        self.image_paths = [info['img_path'] for info in infos]
         self.proposals = None
         if self.proposals_file is not None:
             self.proposals = load_proposals(self.proposals_file, self.image_ids)
             if self.proposals_nms_iou is not None:
                 self.proposals = [self._suppress_overlapping(p, i) for i, p in enumerate(self.proposals)]
+
+    def _full_init_keeping_coco(self):
+        """Loads the wrapped dataset; returns its COCO api object (None for datasets without one).
+
+        mmdet's ``CocoDataset`` deletes its COCO api once loaded, and with it the annotations it skipped:
+        the api it makes through ``COCOAPI`` is kept here, for :meth:`_report_unused_annotations`. An api
+        other than pycocotools' (LVIS's) is not kept.
+        """
+        api = getattr(self.dataset, 'COCOAPI', None)
+        if api is None or getattr(self.dataset, '_fully_initialized', False):
+            self.dataset.full_init()
+            return None
+        made = []
+
+        def keep(*args, **kwargs):
+            made.append(api(*args, **kwargs))
+            return made[-1]
+
+        self.dataset.COCOAPI = keep
+        try:
+            self.dataset.full_init()
+        finally:
+            del self.dataset.COCOAPI
+        if made and hasattr(made[-1], 'imgToAnns') and hasattr(self.dataset, 'cat_ids'):
+            return made[-1]
+        return None
+
+    def _drop_missing_images(self, infos: list) -> set:
+        """The paths of the images missing on disk: an error, or with ``missing_images='skip'`` a warning and
+        their removal from the wrapped dataset, so that its indices stay the chips' image indices."""
+        backend_args = getattr(self.dataset, 'backend_args', None)
+        missing = [info['img_path'] for info in infos if not fileio.exists(info['img_path'], backend_args)]
+        if not missing:
+            return set()
+        listed = ', '.join(missing[:10]) + (f' and {len(missing) - 10} more' if len(missing) > 10 else '')
+        if self.missing_images == 'error' or len(missing) == len(infos):
+            advice = ('; set missing_images=\'skip\' to train without them' if len(missing) < len(infos)
+                      else ': no image is left to train on')
+            raise ValueError(f'{len(missing)} of the {len(infos)} images of the annotation file are missing: '
+                             f'{listed}{advice}')
+        if not hasattr(self.dataset, 'get_subset_'):
+            raise ValueError(f'missing_images=\'skip\' needs a wrapped dataset with get_subset_ (an mmengine '
+                             f'BaseDataset), got {type(self.dataset).__name__}')
+        absent = set(missing)
+        self.dataset.get_subset_([i for i, info in enumerate(infos) if info['img_path'] not in absent])
+        print_log(f'SNIPER skips {len(missing)} of the {len(infos)} images of the annotation file, missing on '
+                  f'disk (missing_images=\'skip\'): {listed}', logger='current', level=logging.WARNING)
+        return absent
+
+    def _report_unused_annotations(self, coco, infos: list, missing: set) -> None:
+        """Logs every annotation that is no target, by reason, with counts and examples.
+
+        mmdet's ``CocoDataset`` skips annotations that are degenerate, outside their image or of another
+        category without a word; they are found here in the COCO api ``coco`` by mmdet's rules. Without one
+        (other datasets), only the crowd instances (``ignore_flag``) are counted.
+        """
+        reasons = {}
+
+        def note(reason, example, count=1):
+            total, examples = reasons.get(reason, (0, []))
+            reasons[reason] = (total + count, examples + [example] if len(examples) < 5 else examples)
+
+        crowd = 'crowd (iscrowd=1), kept as ignore regions: never targets'
+        if coco is None:
+            for info in infos:
+                for j in np.flatnonzero(info['crowd']):
+                    note(crowd, f'{info["img_path"]} instance {j}')
+        else:
+            held = {info['img_id']: info for info in infos}
+            cat_ids = set(self.dataset.cat_ids)
+            for image_id, anns in coco.imgToAnns.items():
+                image = coco.imgs[image_id]
+                info, kept = held.get(image_id), 0
+                for ann in anns:
+                    x1, y1, w, h = ann['bbox']
+                    if ann.get('ignore', False):
+                        reason = 'marked ignore'
+                    elif w < 1 or h < 1 or ann['area'] <= 0:
+                        reason = 'degenerate (width or height < 1, or area <= 0)'
+                    elif min(x1 + w, image['width']) <= max(x1, 0) or min(y1 + h, image['height']) <= max(y1, 0):
+                        reason = 'outside the image'
+                    elif ann['category_id'] not in cat_ids:
+                        reason = 'of a category not in the classes'
+                    else:
+                        kept += 1
+                        if info is None:
+                            reason = 'on an image the wrapped dataset left out (filter_cfg or indices)'
+                        elif info['img_path'] in missing:
+                            reason = 'on an image missing on disk (missing_images=\'skip\')'
+                        elif ann.get('iscrowd', False):
+                            reason = crowd
+                        else:
+                            continue
+                    note(reason, f'id {ann["id"]} ({image["file_name"]})')
+                if info is not None and kept > len(info['boxes']):
+                    # A dataset class with its own rules (a subclass of CocoDataset) dropped others.
+                    note(f'dropped by {type(self.dataset).__name__} for a reason not known here',
+                         f'image {image["file_name"]}', kept - len(info['boxes']))
+        if not reasons:
+            return
+        lines = [f'{reason}: {count}, e.g. {"; ".join(examples)}' for reason, (count, examples) in reasons.items()]
+        total = len(coco.anns) if coco is not None else sum(len(info['boxes']) for info in infos)
+        print_log(f'SNIPER does not train on these of the {total} annotations of '
+                  f'{getattr(self.dataset, "ann_file", type(self.dataset).__name__)}:\n  ' + '\n  '.join(lines),
+                  logger='current', level=logging.WARNING)
 
     def _suppress_overlapping(self, proposals: np.ndarray, image: int) -> np.ndarray:
         """One image's proposals after NMS at ``proposals_nms_iou``, highest score first."""

@@ -1,5 +1,6 @@
 import json
 import os
+import os.path as osp
 import pickle
 
 import numpy as np
@@ -8,7 +9,7 @@ from mmdet.utils import register_all_modules
 
 import mmdet_sniper  # noqa: F401  (registers the datasets and transforms)
 from mmdet_sniper.chips import ChipGenerator, ChipTable
-from mmdet_sniper.datasets import ChipKey, SniperDataset, epoch_chips
+from mmdet_sniper.datasets import ChipKey, SniperDataset, epoch_chips, sniper_dataset
 from mmdet_sniper.testing.synthetic_coco import CLASSES, write_synthetic_coco
 
 register_all_modules()  # the default scope 'mmdet', which the wrapped dataset's pipeline is built in
@@ -193,15 +194,10 @@ def test_bad_input_gives_errors_that_name_the_image(coco_root, tmp_path):
         dataset[outside]
     assert any('image index 0' in note for note in error.value.__notes__)
 
-    missing = tmp_path / 'missing'
-    write_synthetic_coco(str(missing), 1, seed=2, image_size=(200, 150))
-    os.remove(missing / 'images' / '000000.jpg')
-    dataset = SniperDataset(coco_config(missing), cache_dir=None, **SETTINGS)
-    with pytest.raises(FileNotFoundError, match=r'000000\.jpg'):
-        dataset[keys_of(dataset)[0]]
-
     with pytest.raises(ValueError, match='proposals_nms_iou must be an IoU'):
         SniperDataset(coco_config(coco_root), cache_dir=None, proposals_nms_iou=1.5, **SETTINGS)
+    with pytest.raises(ValueError, match="missing_images must be 'error' or 'skip', got 'ignore'"):
+        build(coco_root, tmp_path, missing_images='ignore')
 
     with pytest.raises(TypeError, match='indexed by a ChipKey, got str'):
         dataset['a']
@@ -276,3 +272,149 @@ def test_malformed_proposals_name_their_image(coco_root, tmp_path, bad, message)
         build(coco_root, tmp_path, proposals_file=str(path), cache_dir=None)
     assert len(build(coco_root, tmp_path, proposals_file=str(path), proposals_nms_iou=None,
                      cache_dir=None).proposals[0]) == 1
+
+
+def edit_annotations(root, edit):
+    path = root / 'annotations.json'
+    coco = json.loads(path.read_text())
+    edit(coco)
+    path.write_text(json.dumps(coco))
+    return coco
+
+
+def warnings_of(monkeypatch):
+    logged = []
+    monkeypatch.setattr(sniper_dataset, 'print_log',
+                        lambda message, **kwargs: logged.append(message) if kwargs.get('level') else None)
+    return logged
+
+
+def test_annotations_not_trained_on_are_reported_by_reason(tmp_path, monkeypatch):
+    root = tmp_path / 'coco'
+    write_synthetic_coco(str(root), 3, seed=4, image_size=(300, 200), objects_per_image=(2, 2), size_range=(30, 60))
+
+    def add_bad_boxes(coco):
+        def box(id, image_id, bbox, category_id=1, **flags):
+            coco['annotations'].append(dict(id=id, image_id=image_id, category_id=category_id, bbox=bbox,
+                                            **{'area': bbox[2] * bbox[3], 'iscrowd': 0, **flags}))
+        # Areas as a segmentation would give them: only the width tells these are degenerate.
+        box(101, 1, [10, 10, 0, 20], area=50.0)  # zero width
+        box(102, 2, [50, 10, -5, 20], area=50.0)  # negative width, which mmdet's order would call outside the image
+        box(103, 3, [20, 20, 30, 0.5])  # under a pixel high
+        box(104, 1, [310, 10, 20, 20])  # right of the 300 px wide image
+        box(105, 2, [10, -40, 20, 30])  # above the image
+        box(106, 3, [10, 10, 40, 40], iscrowd=1)
+        box(107, 1, [10, 10, 40, 40], category_id=9)
+        box(108, 2, [10, 10, 40, 40], ignore=1)
+        coco['categories'].append(dict(id=9, name='unknown'))
+
+    coco = edit_annotations(root, add_bad_boxes)
+    logged = warnings_of(monkeypatch)
+    dataset = SniperDataset(coco_config(root), cache_dir=None, **SETTINGS)
+    assert len(logged) == 1
+    lines = logged[0].splitlines()
+    assert lines[0].startswith(f'SNIPER does not train on these of the {len(coco["annotations"])} annotations of ')
+    assert lines[0].endswith('annotations.json:')
+    assert sorted(line.strip() for line in lines[1:]) == sorted([
+        'degenerate (width or height < 1, or area <= 0): 3, e.g. id 101 (000000.jpg); id 102 (000001.jpg); '
+        'id 103 (000002.jpg)',
+        'outside the image: 2, e.g. id 104 (000000.jpg); id 105 (000001.jpg)',
+        'crowd (iscrowd=1), kept as ignore regions: never targets: 1, e.g. id 106 (000002.jpg)',
+        'of a category not in the classes: 1, e.g. id 107 (000000.jpg)',
+        'marked ignore: 1, e.g. id 108 (000001.jpg)',
+    ])
+    # What is reported is exactly what the chips are made of: the 6 good boxes and the crowd box.
+    assert [len(b) for b in dataset.gt_boxes] == [2, 2, 3] and dataset.gt_crowd[2].tolist() == [False, False, True]
+
+
+def test_examples_stop_at_five_and_images_left_out_are_named(tmp_path, monkeypatch):
+    root = tmp_path / 'coco'
+    write_synthetic_coco(str(root), 2, seed=4, image_size=(300, 200), objects_per_image=(2, 2), size_range=(30, 60))
+
+    def add_degenerate(coco):
+        coco['annotations'] += [dict(id=200 + k, image_id=1, category_id=1, bbox=[5, 5, 0, 5], area=0, iscrowd=0)
+                                for k in range(7)]
+
+    edit_annotations(root, add_degenerate)
+    logged = warnings_of(monkeypatch)
+    # The second image, left out by the wrapped dataset, takes its 2 boxes with it.
+    SniperDataset(coco_config(root, indices=[0]), cache_dir=None, **SETTINGS)
+    assert logged[0].splitlines()[1:] == [
+        '  degenerate (width or height < 1, or area <= 0): 7, e.g. ' + '; '.join(
+            f'id {200 + k} (000000.jpg)' for k in range(5)),
+        '  on an image the wrapped dataset left out (filter_cfg or indices): 2, e.g. id 3 (000001.jpg); '
+        'id 4 (000001.jpg)']
+
+
+def test_a_dataset_with_its_own_rules_or_without_coco_api_is_reported_as_far_as_known(tmp_path, monkeypatch):
+    from mmdet.datasets import CocoDataset
+
+    class NoSmallBoxes(CocoDataset):
+        def parse_data_info(self, raw_data_info):
+            info = super().parse_data_info(raw_data_info)
+            info['instances'] = [i for i in info['instances'] if i['bbox'][2] - i['bbox'][0] >= 40]
+            return info
+
+    root = tmp_path / 'coco'
+    coco = json.loads(open(write_synthetic_coco(str(root), 3, seed=5, image_size=(300, 200), objects_per_image=(3, 3),
+                                                size_range=(20, 80), crowd_fraction=0.5)).read())
+    narrow = [a for a in coco['annotations'] if a['bbox'][2] < 40]
+    crowd = [a for a in coco['annotations'] if a['iscrowd'] and a['bbox'][2] >= 40]
+    assert narrow and crowd
+    config = {k: v for k, v in coco_config(root).items() if k != 'type'}
+    logged = warnings_of(monkeypatch)
+    SniperDataset(NoSmallBoxes(**config, lazy_init=True), cache_dir=None, **SETTINGS)
+    lines = logged[0].splitlines()[1:]
+    unknown = [line for line in lines if 'dropped by NoSmallBoxes for a reason not known here' in line]
+    assert len(unknown) == 1 and f'here: {len(narrow)}, e.g. image 000000.jpg' in unknown[0]
+    # Built already, the dataset's COCO api is gone: only its crowd instances are known.
+    built = NoSmallBoxes(**config)
+    logged.clear()
+    SniperDataset(built, cache_dir=None, **SETTINGS)
+    assert len(logged) == 1 and logged[0].splitlines()[1].startswith(
+        f'  crowd (iscrowd=1), kept as ignore regions: never targets: {len(crowd)}, e.g. ')
+
+
+def test_missing_images_are_an_error_listing_them_or_skipped_with_a_warning(tmp_path, monkeypatch):
+    root = tmp_path / 'coco'
+    write_synthetic_coco(str(root), 4, seed=6, image_size=(300, 200))
+    os.remove(root / 'images' / '000001.jpg')
+    os.remove(root / 'images' / '000003.jpg')
+    with pytest.raises(ValueError, match=r"2 of the 4 images .* missing: .*000001\.jpg, .*000003\.jpg; set "
+                                         r"missing_images='skip'"):
+        SniperDataset(coco_config(root), cache_dir=None, **SETTINGS)
+
+    logged = warnings_of(monkeypatch)
+    dataset = SniperDataset(coco_config(root), cache_dir=None, missing_images='skip', **SETTINGS)
+    assert 'SNIPER skips 2 of the 4 images' in logged[0] and '000001.jpg' in logged[0] and '000003.jpg' in logged[0]
+    assert "on an image missing on disk (missing_images='skip')" in logged[1]
+    present = ['000000.jpg', '000002.jpg']
+    assert [osp.basename(p) for p in dataset.image_paths] == present
+    # The chips are those of the two present images, as if the others were never listed.
+    _, sizes, boxes, crowd = coco_inputs(root)
+    generator = ChipGenerator(**SETTINGS)
+    for epoch in range(3):
+        expected = generator.generate_positive(sizes[[0, 2]], [boxes[0], boxes[2]], [crowd[0], crowd[2]], seed=0,
+                                               epoch=epoch)
+        keys = keys_of(dataset, epoch)
+        np.testing.assert_array_equal([k.chip for k in keys], expected.chips)
+        np.testing.assert_array_equal([k.image_index for k in keys], expected.image_index)
+        assert set(expected.image_index.tolist()) == {0, 1}
+        for key in keys:
+            assert osp.basename(dataset.get_data_info(key)['img_path']) == present[key.image_index]
+    assert osp.basename(dataset[keys[-1]]['data_samples'].img_path) == '000002.jpg'
+
+    for name in ('000000.jpg', '000002.jpg'):
+        os.remove(root / 'images' / name)
+    with pytest.raises(ValueError, match='4 of the 4 images .* missing: .*: no image is left to train on'):
+        SniperDataset(coco_config(root), cache_dir=None, missing_images='skip', **SETTINGS)
+
+
+@pytest.mark.parametrize('content', [b'', b'{"images": [{"id": 1, "wid'], ids=['empty', 'truncated'])
+def test_an_annotation_file_that_is_not_json_says_so(tmp_path, content):
+    root = tmp_path / 'coco'
+    write_synthetic_coco(str(root), 1, seed=0, image_size=(300, 200))
+    (root / 'annotations.json').write_bytes(content)
+    with pytest.raises(ValueError, match=rf'annotations\.json\' is not valid JSON \({len(content)} bytes\): ') as error:
+        SniperDataset(coco_config(root), cache_dir=None, **SETTINGS)
+    assert isinstance(error.value.__cause__, json.JSONDecodeError)
