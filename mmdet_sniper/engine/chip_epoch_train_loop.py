@@ -13,6 +13,9 @@ from ..samplers import ChipAwareSampler
 # The run's layout, kept in the message hub (which checkpoints save): a run resumed within an epoch
 # can skip the chips already trained on only if its epochs are cut into the same batches.
 LAYOUT_KEY = 'chip_epoch_layout'
+# The sampler's seed, kept there too: mmengine builds the sampler with the seed of the run before it
+# resumes the run's seed from the checkpoint, and a run without a fixed seed draws a new one.
+SEED_KEY = 'chip_sampler_seed'
 
 
 @LOOPS.register_module()
@@ -31,7 +34,8 @@ class ChipEpochTrainLoop(EpochBasedTrainLoop):
     mmengine restarts an epoch from its beginning when it resumes from a checkpoint saved within it
     (``CheckpointHook(by_epoch=False)``), so its first chips would be trained on twice. This loop
     knows where each epoch starts: it has the sampler skip this rank's first ``batches done x
-    batch size`` keys and numbers the resumed batches on. That needs the same ranks, batch size and
+    batch size`` keys and numbers the resumed batches on, in the chip order of the checkpoint's
+    sampler seed (also when this run drew another one). That needs the same ranks, batch size and
     epoch lengths as the run that saved the checkpoint; with others the epoch restarts, with a warning.
     It assumes that each iteration takes ``batch_size`` consecutive keys, as torch's ``BatchSampler``
     does (mmdet's ``AspectRatioBatchSampler`` holds keys back).
@@ -63,6 +67,12 @@ class ChipEpochTrainLoop(EpochBasedTrainLoop):
         hub = self.runner.message_hub
         saved, layout = hub.get_info(LAYOUT_KEY), self._layout()
         hub.update_info(LAYOUT_KEY, layout)
+        saved_seed = hub.get_info(SEED_KEY)
+        if saved_seed is not None and saved_seed != self.sampler.seed:
+            print_log(f'ChipEpochTrainLoop: the chips keep the order of the checkpoint\'s sampler seed {saved_seed} '
+                      f'(this run\'s: {self.sampler.seed})', logger='current', level=logging.INFO)
+            self.sampler.seed = saved_seed
+        hub.update_info(SEED_KEY, self.sampler.seed)
         if self._epoch < self._max_epochs and saved != layout and self._iter != self.epoch_starts[self._epoch]:
             print_log(f'ChipEpochTrainLoop: the checkpoint (iteration {self._iter}, epoch {self._epoch}) was saved by '
                       f'a run with {saved}, this one has {layout}; epoch {self._epoch} restarts from its beginning, '

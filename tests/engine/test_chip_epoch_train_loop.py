@@ -91,7 +91,9 @@ class Recorder(Hook):
         self.lrs.append(runner.optim_wrapper.get_lr()['lr'][0])
 
 
-def run_training(work_dir, sizes, seed, resume_from=None, batch_size=BATCH, param_scheduler=None):
+def run_training(work_dir, sizes, seed, resume_from=None, batch_size=BATCH, param_scheduler=None, run_seed='same'):
+    """A run over ``ToyChipDataset(sizes, seed)``; its randomness seed (the sampler's) is ``seed`` too, or
+    ``run_seed``."""
     recorder = Recorder()
     runner = Runner(
         model=ToyModel(),
@@ -107,7 +109,7 @@ def run_training(work_dir, sizes, seed, resume_from=None, batch_size=BATCH, para
                            logger=dict(type='LoggerHook', interval=1)),
         custom_hooks=[recorder],
         default_scope='mmdet',
-        randomness=dict(seed=seed),
+        randomness=dict(seed=seed if run_seed == 'same' else run_seed),
         load_from=None if resume_from is None else str(resume_from),
         resume=resume_from is not None,
         log_level='INFO',
@@ -174,6 +176,18 @@ def test_a_run_resumed_mid_epoch_sees_exactly_the_remaining_keys_and_numbers_the
     # A second mid-epoch checkpoint of a resumed run (iter 6 of a run resumed at 3) is right too.
     _, again = resume_copy(tmp_path / 'from_3', 'iter_6.pth', tmp_path / 'from_3_then_6', sizes, seed)
     assert again.batches == batches[6:]
+
+
+def test_a_run_without_a_fixed_seed_resumes_mid_epoch_in_the_checkpoints_chip_order(tmp_path, rng):
+    # Without a seed every run draws its own, and mmengine builds the sampler with it before it
+    # takes the checkpoint's seed back: the resumed epoch must still go on in the saved order.
+    sizes, seed = [17, 12], int(rng.integers(0, 2**31))
+    _, whole = run_training(tmp_path / 'whole', sizes, seed, run_seed=None)
+    for done in (3, 12):
+        runner, resumed = resume_copy(tmp_path / 'whole', f'iter_{done}.pth', tmp_path / f'from_{done}', sizes, seed,
+                                      run_seed=None)
+        assert resumed.batches == whole.batches[done:], f'resumed from iter_{done}.pth'
+        assert runner.iter == runner.max_iters == 15
 
 
 def test_a_resume_with_another_batch_size_restarts_the_epoch(tmp_path, rng, monkeypatch):
