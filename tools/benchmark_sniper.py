@@ -3,6 +3,7 @@ training iterations and batch size.
 
     python tools/benchmark_sniper.py trees --iters 300 --batch 2 --proposals work_dirs/demo/proposals.pkl
     python tools/benchmark_sniper.py synthetic --iters 300 --batch 2 --seeds 0 1 2
+    python tools/benchmark_sniper.py configs/mine/sniper_faster_rcnn_mine.py --variants a d --seeds 0 1 2
 
 Variants, all built from the dataset's SNIPER detector config (its model, scales and schedule shape):
   a  single-scale full-image training (the original image), single-scale test
@@ -61,7 +62,9 @@ VARIANTS = {
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('dataset', choices=sorted(DATASETS))
+    parser.add_argument('dataset', help=f'{" or ".join(sorted(DATASETS))}, or the path of a SNIPER detector config '
+                        '(e.g. one tools/configure_sniper.py wrote)')
+    parser.add_argument('--rpn-config', help='with a detector config: its RPN config, for the negative chips')
     parser.add_argument('--iters', type=int, default=300, help='training iterations of every variant')
     parser.add_argument('--batch', type=int, default=2, help='images or chips per iteration')
     parser.add_argument('--variants', nargs='+', choices=sorted(VARIANTS), default=sorted(VARIANTS))
@@ -312,16 +315,24 @@ def record(results_file: str, key: str, result: dict) -> dict:
 
 def main():
     args = parse_args()
-    dataset = DATASETS[args.dataset]
-    work_dir = args.work_dir or f'work_dirs/benchmark_sniper_{args.dataset}'
+    if args.dataset in DATASETS:
+        dataset = DATASETS[args.dataset]
+        run(*dataset['prepare'])
+    elif osp.isfile(args.dataset):
+        dataset = dict(detector=args.dataset, rpn=args.rpn_config)
+    else:
+        raise SystemExit(f'dataset: {args.dataset!r} is neither {" nor ".join(sorted(DATASETS))} nor a config file')
+    name = osp.splitext(osp.basename(args.dataset))[0]
+    work_dir = args.work_dir or f'work_dirs/benchmark_sniper_{name}'
     os.makedirs(work_dir, exist_ok=True)
-    run(*dataset['prepare'])
     results_file = osp.join(work_dir, 'results.json')
     results = {}
     if osp.exists(results_file):
         with open(results_file) as f:
             results = json.load(f)
     needs_proposals = {'c', 'e'} & set(args.variants)
+    if needs_proposals and not args.proposals and not dataset.get('rpn'):
+        raise SystemExit('variants c and e need --proposals, or --rpn-config with a detector config')
     proposals = (args.proposals or train_rpn_proposals(dataset, work_dir)) if needs_proposals else None
     for variant in args.variants:
         for seed in args.seeds:
