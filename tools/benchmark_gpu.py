@@ -176,7 +176,7 @@ def main():
     iteration_schedule(cfg, args.iters, args.batch)
     sniper_file = osp.join(args.work_dir, 'sniper.py')
     cfg.dump(sniper_file)
-    chips_per_image = len(build_train_dataset(cfg)) / args.images
+    chips_per_image = len(build_train_dataset(cfg).chips.table(0)) / args.images
     sniper_dir = osp.join(args.work_dir, 'sniper')
     train(sniper_file, sniper_dir)
     sniper = training_figures(sniper_dir, args.batch)

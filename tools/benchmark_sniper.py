@@ -173,7 +173,7 @@ def pixels_per_image(cfg, resizes: list, image_sizes: np.ndarray, chip_size: int
     """Pixels one training image costs per epoch: its whole image at each of ``resizes`` (as mmdet's
     ``Resize`` sizes it), or with ``resizes=None`` its chips."""
     if resizes is None:
-        return len(build_train_dataset(cfg)) * chip_size ** 2 / len(image_sizes)
+        return len(build_train_dataset(cfg).chips.table(0)) * chip_size ** 2 / len(image_sizes)
     total = 0
     for w, h in image_sizes.tolist():
         for resize in resizes:
