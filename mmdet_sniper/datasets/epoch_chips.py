@@ -38,6 +38,11 @@ class ChipKey(NamedTuple):
                    positive=bool(table.positive[row]), stride=int(table.stride))
 
 
+def is_count(value) -> bool:
+    """A non-negative int (numpy's too), not a bool: an epoch, a seed, a number of samples."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 0
+
+
 def default_cache_dir() -> str:
     return osp.join(os.environ.get('XDG_CACHE_HOME', osp.expanduser('~/.cache')), 'mmdet_sniper', 'chips')
 
@@ -89,7 +94,7 @@ class EpochChips:
     def table(self, epoch: int) -> ChipTable:
         """The chips of ``epoch``. The first time this process makes or loads an epoch's table, its
         statistics and the boxes it does not train on are logged."""
-        if not isinstance(epoch, (int, np.integer)) or isinstance(epoch, bool) or epoch < 0:
+        if not is_count(epoch):
             raise ValueError(f'epoch must be a non-negative int, got {epoch!r}')
         epoch = int(epoch)
         if self._last is not None and self._last[0] == epoch:

@@ -7,7 +7,7 @@ from mmdet.registry import DATA_SAMPLERS
 from mmengine.dist import get_dist_info, sync_random_seed
 from torch.utils.data import Sampler
 
-from mmdet_sniper.datasets import ChipKey
+from mmdet_sniper.datasets.epoch_chips import ChipKey, is_count
 
 
 @DATA_SAMPLERS.register_module()
@@ -50,7 +50,7 @@ class ChipAwareSampler(Sampler):
             raise TypeError(f'group_by_image must be a bool, got {group_by_image!r}')
         if seed is None:
             seed = sync_random_seed()
-        if not _is_count(seed):
+        if not is_count(seed):
             raise ValueError(f'seed must be a non-negative int or None, got {seed!r}')
         self.chips = chips
         self.shuffle = shuffle
@@ -62,11 +62,11 @@ class ChipAwareSampler(Sampler):
     def set_epoch(self, epoch: int, samples_done: int = 0) -> None:
         """Makes the sampler yield the chips of ``epoch``, after this rank's first ``samples_done`` keys
         (a run resumed within the epoch has trained on those)."""
-        if not _is_count(epoch):
+        if not is_count(epoch):
             raise ValueError(f'epoch must be a non-negative int, got {epoch!r}')
         table = self.chips.table(int(epoch))
         num_samples = math.ceil(len(table) / self.world_size)
-        if not _is_count(samples_done) or samples_done > num_samples:
+        if not is_count(samples_done) or samples_done > num_samples:
             raise ValueError(f'samples_done must be an int in 0..{num_samples} (the samples of this rank in '
                              f'epoch {epoch}), got {samples_done!r}')
         self.epoch, self.table, self.samples_done = int(epoch), table, int(samples_done)
@@ -98,7 +98,3 @@ class ChipAwareSampler(Sampler):
         """This rank's keys in the whole epoch, ``samples_done`` included: a resumed epoch's batches keep
         their numbers in the logs."""
         return self.num_samples
-
-
-def _is_count(value) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 0
