@@ -158,3 +158,32 @@ def test_editing_the_tiny_or_tree_configs_changes_no_other_config(tmp_path, edit
             assert f'edited_{path.stem}' in edits
         else:
             assert not edits, f'{path.name} inherits {sorted(edits)}'
+
+
+@pytest.mark.parametrize('name, stride, sizes, min_chip', [
+    ('autofocus_faster_rcnn.py', 16, (5, 64, 90), 512),
+    ('autofocus_faster_rcnn_mnv2_trees_cpu.py', 8, (2, 20, 28), 256)])
+def test_the_autofocus_configs_add_the_branch_and_test_coarse_to_fine(name, stride, sizes, min_chip):
+    import torch
+
+    cfg = Config.fromfile(str(CONFIGS / name))
+    sniper = Config.fromfile(str(CONFIGS / name.replace('autofocus', 'sniper')))
+    # The same training: only the RoI head gains the branch.
+    assert cfg.train_dataloader == sniper.train_dataloader and cfg.train_cfg == sniper.train_cfg
+    assert cfg.tta_pipeline == sniper.tta_pipeline
+    cfg.model.backbone.init_cfg = None
+    model = MODELS.build(cfg.model)
+    head = model.roi_head.focus_head
+    assert type(model.roi_head).__name__ == 'AutoFocusRoIHead' and head.stride == stride
+    assert (head.sizes['min_size'], head.sizes['small_size'], head.sizes['ignore_size']) == sizes
+    # The level the branch reads is at its stride: the neck's output there is the input / stride.
+    model.eval()
+    with torch.no_grad():
+        feats = model.extract_feat(torch.zeros(1, 3, 256, 256))
+    assert feats[head.level].shape[-2:] == (256 // stride, 256 // stride)
+    tta = MODELS.build({**cfg.tta_model, 'module': model})
+    assert type(tta).__name__ == 'AutoFocusTestTimeAug'
+    assert len(tta.focus_cfgs) == len(cfg.tta_pipeline[-1].scales) - 1
+    assert [c['min_chip_size'] for c in tta.focus_cfgs] == [min_chip] * 2
+    assert [c['threshold'] for c in tta.focus_cfgs] == [0.02, 0.2] and tta.edge_margin == 10
+    assert tta.tta_cfg == sniper.tta_model.tta_cfg

@@ -49,6 +49,14 @@ def keep_in_valid_range(bboxes: Tensor, valid_range: Sequence[Real]) -> Tensor:
     return valid.contains_test_area(wh[:, 0] * wh[:, 1])
 
 
+def to_original_pixels(predictions: InstanceData, sample: DetDataSample) -> InstanceData:
+    """``predictions`` of a view, boxes in view pixels, with boxes in original pixels (as flipped as
+    the view): divided by the view's ``scale_factor`` ``(sx, sy)``."""
+    sx, sy = sample.scale_factor
+    predictions.bboxes = predictions.bboxes / predictions.bboxes.new_tensor([sx, sy, sx, sy])
+    return predictions
+
+
 def _valid_range(sample: DetDataSample) -> Sequence[Real]:
     if 'valid_range' not in sample.metainfo:
         # Without it the view would be merged unfiltered, silently losing SNIPER's scale selection.
@@ -167,24 +175,43 @@ class SniperTestTimeAug(DetTTAModel):
     def _predict_in_tiles(self, views: List[Tuple[Tensor, DetDataSample]]) -> None:
         """Set each view's ``pred_instances`` from its tiles, in original pixels, flipped as the
         view is. Tiles of all views share the detector's batches."""
-        tiles = [(index, tile) for index, (_, sample) in enumerate(views) for tile in self.tile_grid(sample)]
-        pieces = [[] for _ in views]
-        for start in range(0, len(tiles), self.tiles_per_batch):
-            batch = tiles[start:start + self.tiles_per_batch]
+        results = self._predict_windows(views, [self.tile_grid(sample) for _, sample in views],
+                                        [EDGE_MARGIN] * len(views))
+        for (_, sample), windows in zip(views, results, strict=True):
+            sample.pred_instances = to_original_pixels(
+                InstanceData.cat([result.pred_instances for result in windows]), sample)
+
+    def _predict_windows(self, views: List[Tuple[Tensor, DetDataSample]],
+                         windows: List[List[Tuple[int, int, int, int]]],
+                         edge_margins: List[float]) -> List[List[DetDataSample]]:
+        """Run the detector on windows cut from views, ``tiles_per_batch`` windows a call.
+
+        Args:
+            views: per view, its ``(C, H, W)`` image and its sample.
+            windows: per view, the ``(x1, y1, x2, y2)`` int windows to cut from it, view pixels.
+            edge_margins: per view, how close (view pixels) to a window edge inside the view a
+                detection is taken for an object cut by the window and dropped.
+
+        Returns:
+            list[list[DetDataSample]]: per view, per window, the detector's result, its
+            ``pred_instances`` in view pixels.
+        """
+        jobs = [(index, window) for index, view_windows in enumerate(windows) for window in view_windows]
+        results = [[] for _ in views]
+        for start in range(0, len(jobs), self.tiles_per_batch):
+            batch = jobs[start:start + self.tiles_per_batch]
             inputs, samples = [], []
             for index, (x1, y1, x2, y2) in batch:
                 inputs.append(views[index][0][:, y1:y2, x1:x2])
-                # Unscaled tile pixels: the detector's predictions stay where the tile puts them.
+                # Unscaled window pixels: the detector's predictions stay where the window puts them.
                 shape = (y2 - y1, x2 - x1)
                 samples.append(DetDataSample(metainfo=dict(img_shape=shape, ori_shape=shape, scale_factor=(1.0, 1.0))))
-            results = self.module.test_step(dict(inputs=inputs, data_samples=samples))
-            for (index, tile), result in zip(batch, results, strict=True):
-                pieces[index].append(self._tile_to_view(result.pred_instances, tile, views[index][1].img_shape))
-        for (_, sample), view_pieces in zip(views, pieces, strict=True):
-            predictions = InstanceData.cat(view_pieces)
-            sx, sy = sample.scale_factor
-            predictions.bboxes = predictions.bboxes / predictions.bboxes.new_tensor([sx, sy, sx, sy])
-            sample.pred_instances = predictions
+            for (index, window), result in zip(batch, self.module.test_step(dict(inputs=inputs, data_samples=samples)),
+                                               strict=True):
+                result.pred_instances = self._tile_to_view(result.pred_instances, window, views[index][1].img_shape,
+                                                           edge_margins[index])
+                results[index].append(result)
+        return results
 
     def tile_grid(self, sample: DetDataSample) -> List[Tuple[int, int, int, int]]:
         """The tiles that sliced inference cuts a view into.
@@ -209,21 +236,21 @@ class SniperTestTimeAug(DetTTAModel):
         return [tuple(int(v) for v in tile) for tile in grid[0][np.argsort(order[0])]]
 
     @staticmethod
-    def _tile_to_view(predictions: InstanceData, tile: Tuple[int, int, int, int],
-                      view_shape: Tuple[int, int]) -> InstanceData:
-        """A tile's detections, less those touching an inner tile edge, in view pixels."""
+    def _tile_to_view(predictions: InstanceData, tile: Tuple[int, int, int, int], view_shape: Tuple[int, int],
+                      margin: float) -> InstanceData:
+        """A tile's detections, less those within ``margin`` of an inner tile edge, in view pixels."""
         x1, y1, x2, y2 = tile
         height, width = view_shape
         boxes = predictions.bboxes
         cut = torch.zeros(len(boxes), dtype=torch.bool, device=boxes.device)
         if x1 > 0:
-            cut |= boxes[:, 0] <= EDGE_MARGIN
+            cut |= boxes[:, 0] <= margin
         if y1 > 0:
-            cut |= boxes[:, 1] <= EDGE_MARGIN
+            cut |= boxes[:, 1] <= margin
         if x2 < width:
-            cut |= boxes[:, 2] >= x2 - x1 - EDGE_MARGIN
+            cut |= boxes[:, 2] >= x2 - x1 - margin
         if y2 < height:
-            cut |= boxes[:, 3] >= y2 - y1 - EDGE_MARGIN
+            cut |= boxes[:, 3] >= y2 - y1 - margin
         predictions = predictions[~cut]
         predictions.bboxes = predictions.bboxes + predictions.bboxes.new_tensor([x1, y1, x1, y1])
         return predictions

@@ -19,6 +19,7 @@ from mmengine.structures import InstanceData
 
 import mmdet_sniper  # noqa: F401  (registers the SNIPER modules)
 from mmdet_sniper.models.sniper_tta import VIEW_TEST_CFG, SniperTestTimeAug, keep_in_valid_range
+from mmdet_sniper.testing.positions import decode_position, encode_positions
 from mmdet_sniper.testing.synthetic_coco import write_synthetic_coco
 from mmdet_sniper.transforms.test_scale import SniperTestScale, SniperTestViews
 
@@ -417,13 +418,6 @@ class TestViewLimits:
         assert model.tta_cfg.max_per_img == 100
 
 
-def encode_positions(width, height, view_index):
-    """A uint8 CHW image whose pixel (x, y) spells x, y and the view (x, y < 2048, 4 views), so that a fake
-    detector knows where a tile lies."""
-    x, y = np.meshgrid(np.arange(width), np.arange(height))
-    return torch.from_numpy(np.stack([x % 256, y % 256, x // 256 + 8 * (y // 256) + 64 * view_index]).astype(np.uint8))
-
-
 class KnownObjectsDetector(BaseModel):
     """Finds the known objects in every tile: each clipped to the tile, in tile pixels, score 0.9.
 
@@ -445,11 +439,10 @@ class KnownObjectsDetector(BaseModel):
         data = self.data_preprocessor(data, False)
         self.batch_sizes.append(len(data['inputs']))
         for image, sample in zip(data['inputs'], data['data_samples']):
-            c0, c1, c2 = (int(v) for v in image[:, 0, 0])
-            x0, y0 = c0 + 256 * (c2 % 8), c1 + 256 * (c2 // 8 % 8)
+            x0, y0, view_index = decode_position(image)
             h, w = sample.img_shape
             origin = torch.tensor([x0, y0, x0, y0], dtype=torch.float32)
-            clipped = torch.minimum(self.objects[c2 // 64].maximum(origin), origin + torch.tensor([w, h, w, h]))
+            clipped = torch.minimum(self.objects[view_index].maximum(origin), origin + torch.tensor([w, h, w, h]))
             inside = (clipped[:, 2] > clipped[:, 0]) & (clipped[:, 3] > clipped[:, 1])
             sample.pred_instances = InstanceData(bboxes=clipped[inside] - origin,
                                                  scores=torch.full((int(inside.sum()),), 0.9),

@@ -1,0 +1,25 @@
+# AutoFocus on the demo's tree crowns (`make demo-autofocus`): the detector of
+# sniper_faster_rcnn_mnv2_trees_cpu.py with the FocusPixel branch, trained on the same chips with the
+# same RPN proposals, and tested coarse to fine: the image at 256 px whole, then 1x and 2x only inside
+# FocusChips. Sizes follow the authors' COCO rules scaled to these chips (docs/autofocus.md).
+_base_ = './sniper_faster_rcnn_mnv2_trees_cpu.py'
+
+model = dict(
+    roi_head=dict(
+        type='AutoFocusRoIHead',
+        # Stride 8 (P3) on 256 px chips: the authors' 32x32 cells a chip. A crown is a FocusPixel's
+        # below 20 px in the chip, the smallest size each coarser test scale keeps (48 px at the
+        # 256 px view, 20 px at 1x: tta_pipeline's valid ranges); ignored up to 28 px (the authors'
+        # 90 / 64) and below 2 px (their 5 / 64).
+        focus_head=dict(type='FocusPixelHead', in_channels=32, feat_channels=32, level=1, stride=8,
+                        min_size=2, small_size=20, ignore_size=28)))
+
+# The authors' thresholds and dilation; chips of at least a training chip (256 px) of the finer view.
+tta_model = dict(
+    _delete_=True,
+    type='AutoFocusTestTimeAug',
+    focus_cfgs=[dict(threshold=0.02, dilation=3, min_chip_size=256),
+                dict(threshold=0.2, dilation=3, min_chip_size=256)],
+    edge_margin=10,
+    tta_cfg=dict(nms=dict(type='soft_nms', method='gaussian', sigma=0.55, min_score=1e-3),
+                 max_per_img={{_base_.trees_max_dets}}))
