@@ -388,10 +388,16 @@ def run_test(spec, cfg, detector, inputs, failure, args, sahi_settings, dataset_
     except (MemoryError, RuntimeError) as error:
         if not is_oom(error):
             raise
-        run.update(error=f'out of memory ({type(error).__name__})', peak_mib=memory_mib('VmHWM'))
+        run.update(error=f'out of memory ({oom_detail(error)})', peak_mib=memory_mib('VmHWM'))
     del outputs
     gc.collect()
     return run
+
+
+def oom_detail(error):
+    """The failed allocation, as short as the table allows: torch names the bytes it tried."""
+    match = re.search(r'tried to allocate (\d+) bytes', str(error))
+    return f'{type(error).__name__}: {int(match[1]) / 2**30:.1f} GiB' if match else type(error).__name__
 
 
 def is_oom(error):
@@ -464,7 +470,7 @@ def main(argv=None):
         except (MemoryError, RuntimeError) as error:
             if not is_oom(error):
                 raise
-            inputs, failure = None, f'out of memory preparing the inputs ({type(error).__name__})'
+            inputs, failure = None, f'out of memory preparing the inputs ({oom_detail(error)})'
         for checkpoint, detector, heads, test_cfgs in detectors:
             for head, test_cfg in zip(heads, test_cfgs, strict=True):
                 head.test_cfg = copy.deepcopy(test_cfg)

@@ -142,3 +142,12 @@ class TestLoadConfig:
         assert peers.skip_reason(peers.parse_test('sniper_flip'), cfg) is None
         flips = [t['flip'] for t in peers.pipeline_of(peers.parse_test('sniper_flip'), cfg) if 'flip' in t]
         assert flips == [True]
+
+
+def test_out_of_memory_is_told_from_other_errors_and_names_the_allocation():
+    # torch 2.13's message under an address-space limit.
+    error = RuntimeError("[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate memory: "
+                         'you tried to allocate 8841043968 bytes. Error code 12 (Cannot allocate memory)')
+    assert peers.is_oom(error) and peers.oom_detail(error) == 'RuntimeError: 8.2 GiB'
+    assert peers.is_oom(MemoryError()) and peers.oom_detail(MemoryError()) == 'MemoryError'
+    assert not peers.is_oom(RuntimeError('The size of tensor a (3) must match the size of tensor b (4)'))
