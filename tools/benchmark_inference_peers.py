@@ -30,7 +30,10 @@ The time of a test is the wall time of its forward passes and merge, per image; 
 as in tools/benchmark_inference.py. ``cost`` is the time over the ``single`` test's time of the same
 checkpoint in the same run (``single`` always runs). ``peak MiB`` is the process's peak resident memory
 during the test (Linux's VmHWM, reset before each test). With --mem-limit-gb, an allocation beyond the
-limit fails that test (reported as out of memory) instead of waking the kernel's OOM killer.
+limit fails that test (reported as out of memory) instead of waking the kernel's OOM killer; some
+libraries do not check an allocation and crash instead (oneDNN's convolution on the 2x view of a 4000 px
+mosaic segfaulted under a 14 GB limit): --isolate runs each test in a process of its own, and a test
+whose process dies is reported with the signal.
 Prints a markdown table (mean and sample std over the checkpoints) and, with --out, writes every number
 as JSON.
 
@@ -173,6 +176,10 @@ def parse_args(argv=None):
                              'memory instead of the kernel killing a process')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config settings')
     parser.add_argument('--out', help='write every number to this JSON file')
+    parser.add_argument('--isolate', action='store_true',
+                        help='run each test in a process of its own: a test that crashes the process (a library '
+                             'failing an allocation with a segfault) is reported instead of ending the run')
+    parser.add_argument('--worker-json', help=argparse.SUPPRESS)  # --isolate's test process: its runs go here
     args = parser.parse_args(argv)
     for name in ('images', 'max_dets'):
         if getattr(args, name) is not None and getattr(args, name) < 1:
@@ -182,7 +189,8 @@ def parse_args(argv=None):
     if not 0 <= args.sahi_overlap < 1:
         parser.error(f'--sahi-overlap must be in [0, 1), got {args.sahi_overlap}')
     try:
-        args.specs = [parse_test(name) for name in dict.fromkeys(['single'] + args.tests)]
+        names = args.tests if args.worker_json else ['single'] + args.tests
+        args.specs = [parse_test(name) for name in dict.fromkeys(names)]
     except ValueError as error:
         parser.error(str(error))
     return args
@@ -419,7 +427,54 @@ def describe(spec, cfg):
     return text + (' + full image' if spec['full'] else '')
 
 
+def run_isolated(spec, argv, checkpoints):
+    """A test's runs from a process of its own (this tool, --worker-json), or per checkpoint the
+    process's death."""
+    import signal
+    import subprocess
+    import tempfile
+    with tempfile.TemporaryDirectory() as folder:
+        path = osp.join(folder, 'runs.json')
+        # The last --tests wins: the worker runs this test alone, with every other argument as given.
+        code = subprocess.run([sys.executable, osp.abspath(__file__), *argv, '--tests', spec['name'],
+                               '--worker-json', path]).returncode
+        if code == 0 and osp.exists(path):
+            with open(path) as f:
+                return json.load(f)[spec['name']]
+    cause = f'signal {signal.Signals(-code).name}' if code < 0 else f'exit status {code}'
+    return [dict(checkpoint=checkpoint, error=f'the test process died ({cause})') for checkpoint in checkpoints]
+
+
+def run_in_process(args, cfg, specs, infos, img_ids, sahi_settings, dataset_meta):
+    """Every test's runs, per checkpoint, in this process."""
+    # SniperTestTimeAug sets its view limits on the detector's head: each test starts from the config's.
+    detectors = []
+    for checkpoint in args.checkpoints:
+        detector = build_detector(cfg, checkpoint, args.device)
+        heads = heads_with_test_cfg(detector)
+        detectors.append((checkpoint, detector, heads, [copy.deepcopy(head.test_cfg) for head in heads]))
+    runs = {spec['name']: [] for spec in specs}
+    for spec in specs:
+        # One test's inputs at a time (SNIPER's 2x view of a large image is large), for every checkpoint.
+        try:
+            inputs, failure = prepare_inputs(spec, cfg, infos), None
+        except (MemoryError, RuntimeError) as error:
+            if not is_oom(error):
+                raise
+            inputs, failure = None, f'out of memory preparing the inputs ({oom_detail(error)})'
+        for checkpoint, detector, heads, test_cfgs in detectors:
+            for head, test_cfg in zip(heads, test_cfgs, strict=True):
+                head.test_cfg = copy.deepcopy(test_cfg)
+            run = run_test(spec, cfg, detector, inputs, failure, args, sahi_settings, dataset_meta, img_ids)
+            runs[spec['name']].append(dict(checkpoint=checkpoint, **run))
+            print(f'{osp.basename(checkpoint)} {spec["name"]}: {runs[spec["name"]][-1]}', flush=True)
+        del inputs
+        gc.collect()
+    return runs
+
+
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
     if any(spec['kind'] == 'sahi' for spec in args.specs):
         try:
@@ -456,29 +511,14 @@ def main(argv=None):
             skipped[spec['name']] = reason
             print(f'skipping {spec["name"]}: {reason}')
     labels = {spec['name']: describe(spec, cfg) for spec in specs}
-    # SniperTestTimeAug sets its view limits on the detector's head: each test starts from the config's.
-    detectors = []
-    for checkpoint in args.checkpoints:
-        detector = build_detector(cfg, checkpoint, args.device)
-        heads = heads_with_test_cfg(detector)
-        detectors.append((checkpoint, detector, heads, [copy.deepcopy(head.test_cfg) for head in heads]))
-    runs = {spec['name']: [] for spec in specs}
-    for spec in specs:
-        # One test's inputs at a time (SNIPER's 2x view of a large image is large), for every checkpoint.
-        try:
-            inputs, failure = prepare_inputs(spec, cfg, infos), None
-        except (MemoryError, RuntimeError) as error:
-            if not is_oom(error):
-                raise
-            inputs, failure = None, f'out of memory preparing the inputs ({oom_detail(error)})'
-        for checkpoint, detector, heads, test_cfgs in detectors:
-            for head, test_cfg in zip(heads, test_cfgs, strict=True):
-                head.test_cfg = copy.deepcopy(test_cfg)
-            run = run_test(spec, cfg, detector, inputs, failure, args, sahi_settings, dataset.metainfo, img_ids)
-            runs[spec['name']].append(dict(checkpoint=checkpoint, **run))
-            print(f'{osp.basename(checkpoint)} {spec["name"]}: {runs[spec["name"]][-1]}', flush=True)
-        del inputs
-        gc.collect()
+    if args.isolate and args.worker_json is None:
+        runs = {spec['name']: run_isolated(spec, argv, args.checkpoints) for spec in specs}
+    else:
+        runs = run_in_process(args, cfg, specs, infos, img_ids, sahi_settings, dataset.metainfo)
+    if args.worker_json is not None:
+        with open(args.worker_json, 'w') as f:
+            json.dump(runs, f)
+        return
 
     rows = summarise(runs, [spec['name'] for spec in specs])
     print(f'\n{args.config}, {len(args.checkpoints)} checkpoint(s), {count} image(s) of '

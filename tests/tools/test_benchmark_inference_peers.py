@@ -151,3 +151,18 @@ def test_out_of_memory_is_told_from_other_errors_and_names_the_allocation():
     assert peers.is_oom(error) and peers.oom_detail(error) == 'RuntimeError: 8.2 GiB'
     assert peers.is_oom(MemoryError()) and peers.oom_detail(MemoryError()) == 'MemoryError'
     assert not peers.is_oom(RuntimeError('The size of tensor a (3) must match the size of tensor b (4)'))
+
+
+def test_a_test_process_that_dies_fails_its_runs_with_the_signal(monkeypatch):
+    import subprocess
+    calls = []
+
+    def crash(command, **kwargs):
+        calls.append(command)
+        return subprocess.CompletedProcess(command, -11)  # SIGSEGV, as a conv on a huge view ended one
+
+    monkeypatch.setattr(subprocess, 'run', crash)
+    checkpoints = ['a.pth', 'b.pth']
+    runs = peers.run_isolated(peers.parse_test('sniper'), ['c.py', '--checkpoints', *checkpoints], checkpoints)
+    assert runs == [dict(checkpoint=c, error='the test process died (signal SIGSEGV)') for c in ('a.pth', 'b.pth')]
+    assert calls[0][-4:-1] == ['--tests', 'sniper', '--worker-json']
