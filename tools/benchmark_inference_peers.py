@@ -24,6 +24,7 @@ up to 300 detections per image). Tests (``--tests``):
   in-memory detector (tools/misc/sahi_adapter.py) on every slice through the config's test pipeline,
   one slice per call (SAHI's mmdet model takes no batch), keeps predictions scoring at least
   --sahi-conf (default: the detector's own test score threshold) and the best --max-dets per image.
+  The JSON's ``merge_ms_per_image`` is the part of the time SAHI spent merging (its own timing).
 
 The time of a test is the wall time of its forward passes and merge, per image; the data pipeline
 (decoding, SNIPER's resizes, the 2x enlargement for SAHI) runs once before timing and is not counted,
@@ -329,7 +330,8 @@ def sahi_predictor(spec, cfg, detector, settings):
             overlap_height_ratio=settings['overlap'], overlap_width_ratio=settings['overlap'],
             perform_standard_pred=spec['full'], postprocess_type='NMS', postprocess_match_metric=settings['metric'],
             postprocess_match_threshold=settings['threshold'], postprocess_class_agnostic=False, verbose=0)
-        sample = DetDataSample(metainfo=item['meta'])
+        # SAHI times its merge (NMS over every slice's predictions): reported beside the whole.
+        sample = DetDataSample(metainfo=dict(item['meta'], merge_s=result.durations_in_seconds['postprocess']))
         sample.pred_instances = to_instances(result.object_prediction_list, settings['max_dets'], item['scale'])
         return [sample]
     return predict
@@ -392,6 +394,8 @@ def run_test(spec, cfg, detector, inputs, failure, args, sahi_settings, dataset_
         outputs, seconds = time_test(predict, inputs, args.warmup, args.repeat, args.device)
         run.update(ms_per_image=1000 * seconds, peak_mib=memory_mib('VmHWM'))
         run['detections_per_image'] = statistics.fmean(len(o.pred_instances) for o in outputs)
+        if 'merge_s' in outputs[0]:
+            run['merge_ms_per_image'] = 1000 * statistics.fmean(o.merge_s for o in outputs)
         run['metrics'] = evaluate(cfg, dataset_meta, outputs, img_ids)
     except (MemoryError, RuntimeError) as error:
         if not is_oom(error):
