@@ -8,7 +8,7 @@ detector, checkpoints and images, in one run.
 Reads the config, every checkpoint (one per training seed) and the config's test set
 (``test_dataloader``; ``--data-root``/``--ann-file`` point it elsewhere, e.g. at the mosaic of
 tools/dataset_converters/make_tree_mosaic.py). Per checkpoint, runs each test on every image and scores
-it with the config's ``test_evaluator`` (pycocotools through mmdet's CocoMetric; the tree configs' count
+it with the config's ``test_evaluator`` (pycocotools through mmdet's CocoMetric; the tree configs' counts
 up to 300 detections per image). Tests (``--tests``):
 
 - ``single``: the detector on the config's test pipeline (``model.test_step``), its own test_cfg;
@@ -28,7 +28,8 @@ up to 300 detections per image). Tests (``--tests``):
 
 The time of a test is the wall time of its forward passes and merge, per image; the data pipeline
 (decoding, SNIPER's resizes, the 2x enlargement for SAHI) runs once before timing and is not counted,
-as in tools/benchmark_inference.py. ``cost`` is the time over the ``single`` test's time of the same
+as in tools/benchmark_inference.py; SAHI cuts its slices and runs the test pipeline on each inside its
+call, which is timed with it. ``cost`` is the time over the ``single`` test's time of the same
 checkpoint in the same run (``single`` always runs). ``peak MiB`` is the process's peak resident memory
 during the test (Linux's VmHWM, reset before each test). With --mem-limit-gb, an allocation beyond the
 limit fails that test (reported as out of memory) instead of waking the kernel's OOM killer; some
