@@ -66,6 +66,8 @@ setup(
     extras_require={
         'mim': requirements('mminstall'),
         'tests': requirements('tests'),
+        # SAHI, the sliced inference tools/benchmark_inference_peers.py compares SNIPER's test against.
+        'bench': requirements('bench'),
         'all': requirements('runtime') + requirements('mminstall') + requirements('tests'),
     },
     ext_modules=[make_extension()],
