@@ -160,10 +160,10 @@ def test_editing_the_tiny_or_tree_configs_changes_no_other_config(tmp_path, edit
             assert not edits, f'{path.name} inherits {sorted(edits)}'
 
 
-@pytest.mark.parametrize('name, stride, sizes, min_chip', [
-    ('autofocus_faster_rcnn.py', 16, (5, 64, 90), 512),
-    ('autofocus_faster_rcnn_mnv2_trees_cpu.py', 8, (2, 20, 28), 256)])
-def test_the_autofocus_configs_add_the_branch_and_test_coarse_to_fine(name, stride, sizes, min_chip):
+@pytest.mark.parametrize('name, stride, sizes, min_chip, thresholds', [
+    ('autofocus_faster_rcnn.py', 16, (5, 64, 90), 512, [0.02, 0.2]),
+    ('autofocus_faster_rcnn_mnv2_trees_cpu.py', 8, (2, 20, 28), 256, [0.02, 0.15])])
+def test_the_autofocus_configs_add_the_branch_and_test_coarse_to_fine(name, stride, sizes, min_chip, thresholds):
     import torch
 
     cfg = Config.fromfile(str(CONFIGS / name))
@@ -185,5 +185,5 @@ def test_the_autofocus_configs_add_the_branch_and_test_coarse_to_fine(name, stri
     assert type(tta).__name__ == 'AutoFocusTestTimeAug'
     assert len(tta.focus_cfgs) == len(cfg.tta_pipeline[-1].scales) - 1
     assert [c['min_chip_size'] for c in tta.focus_cfgs] == [min_chip] * 2
-    assert [c['threshold'] for c in tta.focus_cfgs] == [0.02, 0.2] and tta.edge_margin == 10
+    assert [c['threshold'] for c in tta.focus_cfgs] == thresholds and tta.edge_margin == 10
     assert tta.tta_cfg == sniper.tta_model.tta_cfg

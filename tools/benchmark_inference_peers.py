@@ -243,6 +243,13 @@ def views_cfg(cfg):
     return None
 
 
+def sliced_chip_size(cfg):
+    """The sliced test's tiles: tta_model's chip_size, else (an AutoFocus config's tta_model has none)
+    the training chips' size, else SniperTestTimeAug's default."""
+    train_dataset = (cfg.get('train_dataloader') or {}).get('dataset') or {}
+    return cfg.tta_model.get('chip_size', train_dataset.get('chip_size', 512))
+
+
 def skip_reason(spec, cfg):
     if spec['kind'] == 'autofocus':
         kind = (cfg.get('tta_model') or {}).get('type')
@@ -315,6 +322,7 @@ def build_model(spec, cfg, detector, sahi_settings):
         from mmdet_sniper.models.sniper_tta import SniperTestTimeAug
         accepted = set(inspect.signature(SniperTestTimeAug).parameters) - {'module', 'sliced'}
         settings = {k: v for k, v in cfg.tta_model.items() if k in accepted}
+        settings['chip_size'] = sliced_chip_size(cfg)
         return SniperTestTimeAug(module=detector, sliced=spec['sliced'], **settings).test_step
     return sahi_predictor(spec, cfg, detector, sahi_settings)
 
@@ -426,7 +434,7 @@ def describe(spec, cfg):
         views = views_cfg(cfg)
         scales = ', '.join(f'{s[0]}x{s[1]} px' if isinstance(s, (list, tuple)) else f'{s:g}x' for s in views['scales'])
         text = f'SNIPER ({scales}{", flipped" if spec["flip"] else ""})'
-        return text + (f', sliced {cfg.tta_model.get("chip_size", 512)} px' if spec['sliced'] else '')
+        return text + (f', sliced {sliced_chip_size(cfg)} px' if spec['sliced'] else '')
     text = f'SAHI {spec["slice"]} px'
     text += f' on the image {spec["zoom"]:g}x' if spec['zoom'] != 1 else ''
     return text + (' + full image' if spec['full'] else '')

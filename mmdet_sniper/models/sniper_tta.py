@@ -184,7 +184,7 @@ class SniperTestTimeAug(DetTTAModel):
     def _predict_windows(self, views: List[Tuple[Tensor, DetDataSample]],
                          windows: List[List[Tuple[int, int, int, int]]],
                          edge_margins: List[float]) -> List[List[DetDataSample]]:
-        """Run the detector on windows cut from views, ``tiles_per_batch`` windows a call.
+        """Run the detector on windows cut from views, up to ``tiles_per_batch`` windows of one shape a call.
 
         Args:
             views: per view, its ``(C, H, W)`` image and its sample.
@@ -196,21 +196,28 @@ class SniperTestTimeAug(DetTTAModel):
             list[list[DetDataSample]]: per view, per window, the detector's result, its
             ``pred_instances`` in view pixels.
         """
-        jobs = [(index, window) for index, view_windows in enumerate(windows) for window in view_windows]
-        results = [[] for _ in views]
-        for start in range(0, len(jobs), self.tiles_per_batch):
-            batch = jobs[start:start + self.tiles_per_batch]
+        # Windows of one shape share a call: a batch is padded to its largest window, and the
+        # padding of unequal windows is computed as if it were image (the authors' AutoFocus
+        # iterator batches chips sorted by area; on a CPU any padding costs its full price).
+        by_shape = {}
+        for index, view_windows in enumerate(windows):
+            for slot, (x1, y1, x2, y2) in enumerate(view_windows):
+                by_shape.setdefault((y2 - y1, x2 - x1), []).append((index, slot, (x1, y1, x2, y2)))
+        batches = [jobs[start:start + self.tiles_per_batch] for _, jobs in sorted(by_shape.items())
+                   for start in range(0, len(jobs), self.tiles_per_batch)]
+        results = [[None] * len(view_windows) for view_windows in windows]
+        for batch in batches:
             inputs, samples = [], []
-            for index, (x1, y1, x2, y2) in batch:
+            for index, _, (x1, y1, x2, y2) in batch:
                 inputs.append(views[index][0][:, y1:y2, x1:x2])
                 # Unscaled window pixels: the detector's predictions stay where the window puts them.
                 shape = (y2 - y1, x2 - x1)
                 samples.append(DetDataSample(metainfo=dict(img_shape=shape, ori_shape=shape, scale_factor=(1.0, 1.0))))
-            for (index, window), result in zip(batch, self.module.test_step(dict(inputs=inputs, data_samples=samples)),
-                                               strict=True):
+            predictions = self.module.test_step(dict(inputs=inputs, data_samples=samples))
+            for (index, slot, window), result in zip(batch, predictions, strict=True):
                 result.pred_instances = self._tile_to_view(result.pred_instances, window, views[index][1].img_shape,
                                                            edge_margins[index])
-                results[index].append(result)
+                results[index][slot] = result
         return results
 
     def tile_grid(self, sample: DetDataSample) -> List[Tuple[int, int, int, int]]:

@@ -243,7 +243,7 @@ class FocusingDetector(BaseModel):
         self.roi_head = nn.Module()
         self.roi_head.focus_head = nn.Module()
         self.roi_head.focus_head.stride = stride
-        self.windows = []
+        self.windows, self.calls = [], []
 
     def forward(self, inputs, data_samples=None, mode='tensor'):
         raise AssertionError('the AutoFocus test calls test_step')
@@ -251,6 +251,7 @@ class FocusingDetector(BaseModel):
     def test_step(self, data):
         data = self.data_preprocessor(data, False)
         stride = self.roi_head.focus_head.stride
+        self.calls.append([tuple(sample.img_shape) for sample in data['data_samples']])
         for image, sample in zip(data['inputs'], data['data_samples']):
             x0, y0, view = decode_position(image)
             h, w = sample.img_shape
@@ -331,6 +332,8 @@ class TestAutoFocusTestTimeAug:
         for view, x1, y1, x2, y2 in detector.windows[1:]:
             assert x1 % 8 == 0 and y1 % 8 == 0
             assert x2 - x1 >= FOCUS_CFGS[order[view] - 1]['min_chip_size']
+        # Each call holds windows of one shape (no padding computed), at most tiles_per_batch.
+        assert all(len(set(shapes)) == 1 and len(shapes) <= 3 for shapes in detector.calls)
         processed = sum((x2 - x1) * (y2 - y1) for _, x1, y1, x2, y2 in detector.windows)
         assert result.autofocus_pixels == processed
         assert result.pyramid_pixels == 200 * 150 + 400 * 300 + 800 * 600 > 2 * processed
