@@ -166,3 +166,13 @@ def test_a_test_process_that_dies_fails_its_runs_with_the_signal(monkeypatch):
     runs = peers.run_isolated(peers.parse_test('sniper'), ['c.py', '--checkpoints', *checkpoints], checkpoints)
     assert runs == [dict(checkpoint=c, error='the test process died (signal SIGSEGV)') for c in ('a.pth', 'b.pth')]
     assert calls[0][-4:-1] == ['--tests', 'sniper', '--worker-json']
+
+
+@pytest.mark.parametrize('name, chip_size', [('sniper_faster_rcnn_mnv2_trees_cpu.py', 256),
+                                             ('autofocus_faster_rcnn_mnv2_trees_cpu.py', 256),
+                                             ('sniper_faster_rcnn.py', 512)])
+def test_the_sliced_rows_tile_at_the_configs_chip_size(name, chip_size):
+    """An AutoFocus config's tta_model has no chip_size: its sliced row tiles at the training chips'."""
+    cfg = Config.fromfile(str(ROOT / 'configs' / name))
+    assert peers.sliced_chip_size(cfg) == chip_size == cfg.train_dataloader.dataset.chip_size
+    assert 'chip_size' not in cfg.tta_model or cfg.tta_model.chip_size == chip_size
