@@ -141,7 +141,7 @@ class AutoFocusTestTimeAug(SniperTestTimeAug):
             for index, ((_, sample), view_windows, view_results) in enumerate(zip(views, windows, results,
                                                                                   strict=True)):
                 processed[id(sample)] = sum((x2 - x1) * (y2 - y1) for x1, y1, x2, y2 in view_windows)
-                sample.pred_instances = to_original_pixels(self._cat(view_results, device), sample)
+                sample.pred_instances = to_original_pixels(self.keep_view_cap(self._cat(view_results, device)), sample)
                 focus_maps[index] = self._paste_focus(sample, view_windows, view_results, device)
         return processed
 

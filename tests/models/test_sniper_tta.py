@@ -12,7 +12,7 @@ from mmdet.models.data_preprocessors import DetDataPreprocessor
 from mmdet.registry import MODELS, TRANSFORMS
 from mmdet.structures import DetDataSample
 from mmdet.utils import register_all_modules
-from mmengine.config import Config
+from mmengine.config import Config, ConfigDict
 from mmengine.dataset import Compose, pseudo_collate
 from mmengine.model import BaseModel
 from mmengine.structures import InstanceData
@@ -528,3 +528,20 @@ class TestSliced:
         np.testing.assert_allclose(pred.bboxes.numpy()[order], objects[expected], rtol=0, atol=1e-4)
         np.testing.assert_array_equal(pred.labels.numpy()[order], labels[expected])
         np.testing.assert_allclose(pred.scores.numpy(), 0.9, rtol=0, atol=1e-6)
+
+
+class TestViewCap:
+
+    @pytest.mark.parametrize('cap, kept', [(2, [0.9, 0.7]), (4, [0.2, 0.9, 0.4, 0.7]), (None, [0.2, 0.9, 0.4, 0.7])])
+    def test_a_view_from_windows_keeps_the_cap_of_a_whole_view(self, cap, kept):
+        module = NoDetector()
+        module.roi_head = torch.nn.Module()
+        module.roi_head.test_cfg = ConfigDict(score_thr=1e-3, nms=None, max_per_img=cap)
+        model = tta(NMS, module=module)
+        predictions = InstanceData(bboxes=torch.arange(16.).reshape(4, 4), scores=torch.tensor([0.2, 0.9, 0.4, 0.7]),
+                                   labels=torch.zeros(4, dtype=torch.long))
+        result = model.keep_view_cap(predictions)
+        assert result.scores.tolist() == pytest.approx(kept)
+        rows = {tuple(box) for box in result.bboxes.tolist()}
+        assert rows == {tuple(box) for box, s in zip(predictions.bboxes.tolist(), predictions.scores.tolist())
+                        if s in result.scores.tolist()}
