@@ -1,6 +1,6 @@
 """AutoFocus end to end through the tools: a config that adds the branch to the tiny CPU detector by
 inheritance trains on generated data (tools/train.py), its FocusPixel loss falls, and tools/test.py
---tta runs AutoFocus's coarse-to-fine test and scores above chance by pycocotools."""
+(the config's tta_model) runs AutoFocus's coarse-to-fine test and scores above chance by pycocotools."""
 import glob
 import json
 import os
@@ -54,8 +54,8 @@ def test_autofocus_trains_with_the_detector_and_tests_coarse_to_fine(tmp_path):
     assert len(focus_losses) >= 4 and max(focus_losses[-2:]) < focus_losses[0]
 
     checkpoint = (work_dir / 'last_checkpoint').read_text().strip()
-    run_tool('test.py', str(config), checkpoint, '--tta', '--work-dir', str(work_dir / 'test'), env=env)
-    # The config the runner logs: tools/test.py --tta wrapped the detector in AutoFocus's test.
+    run_tool('test.py', str(config), checkpoint, '--work-dir', str(work_dir / 'test'), env=env)
+    # The config the runner logs: tools/test.py wrapped the detector in AutoFocus's test.
     assert "type='AutoFocusTestTimeAug'" in Path(glob.glob(str(work_dir / 'test' / '*' / '*.log'))[0]).read_text()
     scores = json.loads(Path(glob.glob(str(work_dir / 'test' / '*' / '*.json'))[0]).read_text())
     # The floor tests/test_sniper_recipe.py sets SNIPER's test on such data, above its measured chance.

@@ -134,7 +134,8 @@ class AutoFocusTestTimeAug(SniperTestTimeAug):
             if level == 0:
                 windows = [[(0, 0, sample.img_shape[1], sample.img_shape[0])] for _, sample in views]
             else:
-                windows = [self.chips_for(pyramid[level - 1][1], focus_map, pyramid[level][1], self.focus_cfgs[level - 1])
+                windows = [self.chips_for(pyramid[level - 1][1], focus_map, pyramid[level][1],
+                                          self.focus_cfgs[level - 1])
                            for pyramid, focus_map in zip(pyramids, focus_maps, strict=True)]
             margins = [self.edge_margin * max(sample.scale_factor) for _, sample in views]
             results = self._predict_windows(views, windows, margins)

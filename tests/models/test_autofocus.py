@@ -213,7 +213,8 @@ class TestFocusChips:
         for _ in range(40):
             height, width = (int(v) for v in rng.integers(4, 40, 2))
             focus = rng.random((height, width)) ** 8
-            threshold, dilation, ms = float(rng.choice([0.2, 0.5, 0.9])), int(rng.choice([1, 3, 5])), int(rng.integers(1, 12))
+            threshold, dilation = float(rng.choice([0.2, 0.5, 0.9])), int(rng.choice([1, 3, 5]))
+            ms = int(rng.integers(1, 12))
             ours = sorted(tuple(chip) for chip in focus_chips(focus, threshold, dilation, (ms, ms)).tolist())
             assert ours == authors_gmask_cells(focus, dilation, threshold, ms)
 
@@ -262,8 +263,9 @@ class FocusingDetector(BaseModel):
             side = ((objects[:, 2] - objects[:, 0]) * (objects[:, 3] - objects[:, 1])).sqrt()
             inside = (clipped[:, 2] > clipped[:, 0]) & (clipped[:, 3] > clipped[:, 1])
             seen = inside & (side >= self.min_visible)
-            sample.pred_instances = InstanceData(bboxes=clipped[seen] - origin, scores=torch.full((int(seen.sum()),), 0.9),
-                                                 labels=torch.zeros(int(seen.sum()), dtype=torch.long))
+            count = int(seen.sum())
+            sample.pred_instances = InstanceData(bboxes=clipped[seen] - origin, scores=torch.full((count,), 0.9),
+                                                 labels=torch.zeros(count, dtype=torch.long))
             focus = torch.zeros((-(-h // stride), -(-w // stride)))
             for x1, y1, x2, y2 in (clipped[inside & ~seen] - origin).tolist():
                 focus[int(y1 // stride):math.ceil(y2 / stride), int(x1 // stride):math.ceil(x2 / stride)] = 1
