@@ -1,9 +1,11 @@
 """Images whose pixels spell where they are, so that a fake detector knows which window of which
 view it was given (the sliced and AutoFocus tests)."""
-from typing import Tuple
+from numbers import Real
+from typing import Sequence, Tuple
 
 import numpy as np
 import torch
+from mmdet.structures import DetDataSample
 from torch import Tensor
 
 
@@ -21,3 +23,19 @@ def decode_position(image: Tensor) -> Tuple[int, int, int]:
     image (after a data preprocessor with mean 0 and std 1)."""
     c0, c1, c2 = (int(v) for v in image[:, 0, 0])
     return c0 + 256 * (c2 % 8), c1 + 256 * (c2 // 8 % 8), c2 // 64
+
+
+def encoded_view(objects: np.ndarray, width: int, height: int, scale: float, flip: bool,
+                 valid_range: Sequence[Real], view_index: int = 0) -> Tuple[Tensor, DetDataSample, np.ndarray]:
+    """A view of a ``width x height`` image at ``scale``, horizontally flipped or not, as a test
+    pipeline makes it: its :func:`encode_positions` image, its sample (``img_shape``,
+    ``scale_factor``, ``flip``, ``valid_range``...), and ``objects`` (``(n, 4)`` original pixels) in
+    its pixels."""
+    view_w, view_h = round(width * scale), round(height * scale)
+    boxes = objects * scale
+    if flip:
+        boxes = np.stack([view_w - boxes[:, 2], boxes[:, 1], view_w - boxes[:, 0], boxes[:, 3]], axis=1)
+    sample = DetDataSample(metainfo=dict(ori_shape=(height, width), img_shape=(view_h, view_w),
+                                         scale_factor=(scale, scale), flip=flip,
+                                         flip_direction='horizontal' if flip else None, valid_range=valid_range))
+    return encode_positions(view_w, view_h, view_index), sample, boxes

@@ -19,7 +19,7 @@ from mmdet_sniper.models.autofocus_tta import AutoFocusTestTimeAug
 from mmdet_sniper.models.focus_chips import focus_chips
 from mmdet_sniper.models.focus_pixel_head import FocusPixelHead, focus_pixel_labels
 from mmdet_sniper.models.sniper_tta import SniperTestTimeAug
-from mmdet_sniper.testing.positions import decode_position, encode_positions
+from mmdet_sniper.testing.positions import decode_position, encoded_view
 
 register_all_modules()
 
@@ -290,15 +290,9 @@ def pyramid_views(flip=False, order=(0, 1, 2), first_view=0, ranges=RANGES):
     SCALES and ``ranges``, spelt as views ``first_view`` on."""
     views, objects = [], []
     for index in order:
-        scale = SCALES[index]
-        view_w, view_h = round(WIDTH * scale), round(HEIGHT * scale)
-        boxes = OBJECTS * scale
-        if flip:
-            boxes = np.stack([view_w - boxes[:, 2], boxes[:, 1], view_w - boxes[:, 0], boxes[:, 3]], axis=1)
-        sample = DetDataSample(metainfo=dict(ori_shape=(HEIGHT, WIDTH), img_shape=(view_h, view_w),
-                                             scale_factor=(scale, scale), flip=flip,
-                                             flip_direction='horizontal' if flip else None, valid_range=ranges[index]))
-        views.append((encode_positions(view_w, view_h, first_view + len(views)), sample))
+        image, sample, boxes = encoded_view(OBJECTS, WIDTH, HEIGHT, SCALES[index], flip, ranges[index],
+                                            first_view + len(views))
+        views.append((image, sample))
         objects.append(boxes)
     return views, objects
 

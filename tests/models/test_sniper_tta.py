@@ -19,7 +19,7 @@ from mmengine.structures import InstanceData
 
 import mmdet_sniper  # noqa: F401  (registers the SNIPER modules)
 from mmdet_sniper.models.sniper_tta import VIEW_TEST_CFG, SniperTestTimeAug, keep_in_valid_range
-from mmdet_sniper.testing.positions import decode_position, encode_positions
+from mmdet_sniper.testing.positions import decode_position, encoded_view
 from mmdet_sniper.testing.synthetic_coco import write_synthetic_coco
 from mmdet_sniper.transforms.test_scale import SniperTestScale, SniperTestViews
 
@@ -472,19 +472,6 @@ def known_objects(rng, width, height):
 
 class TestSliced:
 
-    @staticmethod
-    def view_item(objects, width, height, scale, flip, valid_range, view_index=0):
-        """A view of a (width x height) image at ``scale``, flipped or not, whose pixels encode their positions,
-        its data sample, and the objects in its pixels."""
-        view_w, view_h = round(width * scale), round(height * scale)
-        boxes = objects * scale
-        if flip:
-            boxes = np.stack([view_w - boxes[:, 2], boxes[:, 1], view_w - boxes[:, 0], boxes[:, 3]], axis=1)
-        sample = DetDataSample(metainfo=dict(ori_shape=(height, width), img_shape=(view_h, view_w),
-                                             scale_factor=(scale, scale), flip=flip,
-                                             flip_direction='horizontal' if flip else None, valid_range=valid_range))
-        return encode_positions(view_w, view_h, view_index), sample, boxes
-
     # Default overlaps 60 + 5 and 30 + 5 px: 8 x 6 tiles of the 1500 x 1100 view, 4 x 3 of the 750 x 550 one.
     @pytest.mark.parametrize('scales, tiles, tiles_per_batch', [
         ((1.0,), 48, 5), ((0.5,), 12, 8), ((1.0, 0.5), 60, 5), ((1.0, 0.5), 60, 8)])
@@ -492,7 +479,7 @@ class TestSliced:
         width, height = 1500, 1100
         objects = known_objects(rng, width, height)
         labels = rng.integers(0, 3, len(objects))
-        views = [self.view_item(objects, width, height, scale, scale != 1, (-1, 60), view_index)
+        views = [encoded_view(objects, width, height, scale, scale != 1, (-1, 60), view_index)
                  for view_index, scale in enumerate(scales)]
         detector = KnownObjectsDetector([boxes for _, _, boxes in views], labels)
         model = tta(NMS, max_per_img=1000, module=detector, sliced=True, chip_size=256,
@@ -510,7 +497,7 @@ class TestSliced:
         width, height = 200, 150
         objects = np.array([[0, 0, 30, 40], [170, 120, 200, 150], [90, 60, 130, 110]], dtype=np.float64)
         labels = np.array([0, 1, 2])
-        image, sample, boxes = self.view_item(objects, width, height, 1.0, True, (-1, -1))
+        image, sample, boxes = encoded_view(objects, width, height, 1.0, True, (-1, -1))
         detector = KnownObjectsDetector([boxes], labels)
         model = tta(NMS, module=detector, sliced=True, chip_size=256)
 
