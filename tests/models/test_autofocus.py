@@ -406,3 +406,9 @@ class TestAutoFocusTestTimeAug:
         del detector.roi_head.focus_head
         with pytest.raises(ValueError, match='focus_head'):
             AutoFocusTestTimeAug(detector, view_cfg=None)
+
+    def test_takes_the_collated_dict(self):
+        views, objects = pyramid_views()
+        model = AutoFocusTestTimeAug(FocusingDetector(objects), focus_cfgs=FOCUS_CFGS, view_cfg=None)
+        with pytest.raises(TypeError, match='pseudo_collate'):
+            model.test_step([batch(views)])
