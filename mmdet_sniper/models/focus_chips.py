@@ -13,7 +13,8 @@ def focus_chips(focus: np.ndarray, threshold: float, dilation: int, min_cells: T
     connected group (8-neighbours) becomes the smallest box holding it, widened to at least
     ``min_cells`` about its centre and shifted into the grid. Boxes are painted into the mask and
     the groups found again until their number stops changing (as the authors' loop, at least twice),
-    so that chips grown into each other become one.
+    so that chips grown into each other become one. A group is its 8-connected component, holes
+    included, where the authors' contours also make each hole a chip of its own (docs/autofocus.md).
 
     Args:
         focus (np.ndarray): ``(h, w)`` FocusPixel probabilities; NaN counts as below the threshold.

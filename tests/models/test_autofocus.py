@@ -146,7 +146,9 @@ class TestFocusPixelHead:
 
 def authors_gmask_cells(mask, d, thresh, ms):
     """The authors' gmask (lib/chips/chips_inference.py) up to its chips in cells, in Python 3 (their
-    ``/`` on ints is ``//``) and OpenCV 4's findContours."""
+    ``/`` on ints is ``//``) and OpenCV 4's findContours, with one deliberate difference
+    (docs/autofocus.md): the outer contours of the groups only (``RETR_EXTERNAL``), where their
+    ``RETR_LIST`` also lists each hole of a group as a chip of its own."""
     mask = mask.copy()
     ih, iw = mask.shape
     binary = (mask >= thresh).astype(np.uint8)
@@ -163,13 +165,13 @@ def authors_gmask_cells(mask, d, thresh, ms):
             out.append((x, y, x + w, y + h))
         return out
 
-    cnts, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_LIST, cv2.CHAIN_APPROX_NONE)
+    cnts, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
     chips, nchips = [], -1
     while nchips != len(chips):
         nchips = len(chips)
         for x1, y1, x2, y2 in rects(cnts):
             mask[y1:y2, x1:x2] = 255
-        cnts, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
+        cnts, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
         chips = rects(cnts)
     # Their chips may reach past the grid; the pixel step then cuts them at the image.
     return sorted((x1, y1, min(x2, iw), min(y2, ih)) for x1, y1, x2, y2 in chips)
@@ -202,6 +204,12 @@ class TestFocusChips:
         focus = np.zeros((10, 10))
         focus[5, 2] = focus[5, 5] = 1     # widened to 4: [0, 4) and [3, 7) overlap
         np.testing.assert_array_equal(focus_chips(focus, 0.5, 1, (4, 4)), [[0, 3, 7, 7]])
+
+    def test_a_group_with_a_hole_is_one_chip(self):
+        focus = np.zeros((8, 8))
+        focus[1:6, 2:7] = 1
+        focus[3, 4] = 0                   # a hole: the authors' RETR_LIST also lists it, a chip [3, 2, 6, 5]
+        np.testing.assert_array_equal(focus_chips(focus, 0.5, 1, (1, 1)), [[2, 1, 7, 6]])
 
     def test_nothing_to_focus_on(self):
         focus = np.full((4, 4), np.nan)
