@@ -8,11 +8,10 @@ import numpy as np
 import torch
 from mmdet.registry import MODELS
 from mmdet.structures import DetDataSample
-from mmengine.structures import InstanceData
 from torch import Tensor, nn
 
 from mmdet_sniper.models.focus_chips import focus_chips
-from mmdet_sniper.models.sniper_tta import VIEW_TEST_CFG, SniperTestTimeAug, to_original_pixels
+from mmdet_sniper.models.sniper_tta import VIEW_TEST_CFG, SniperTestTimeAug
 
 View = Tuple[Tensor, DetDataSample]
 Window = Tuple[int, int, int, int]
@@ -142,16 +141,9 @@ class AutoFocusTestTimeAug(SniperTestTimeAug):
             for index, ((_, sample), view_windows, view_results) in enumerate(zip(views, windows, results,
                                                                                   strict=True)):
                 processed[id(sample)] = sum((x2 - x1) * (y2 - y1) for x1, y1, x2, y2 in view_windows)
-                sample.pred_instances = to_original_pixels(self.keep_view_cap(self._cat(view_results, device)), sample)
+                self.gather_view(sample, view_results)
                 focus_maps[index] = self._paste_focus(sample, view_windows, view_results, device)
         return processed
-
-    @staticmethod
-    def _cat(results: List[DetDataSample], device: torch.device) -> InstanceData:
-        if results:
-            return InstanceData.cat([result.pred_instances for result in results])
-        return InstanceData(bboxes=torch.zeros((0, 4), device=device), scores=torch.zeros(0, device=device),
-                            labels=torch.zeros(0, dtype=torch.long, device=device))
 
     def _paste_focus(self, sample: DetDataSample, windows: List[Window], results: List[DetDataSample],
                      device: torch.device) -> Tensor:

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from mmdet.registry import MODELS
 from mmdet.structures import DetDataSample
+from mmdet.structures.bbox import get_box_tensor
 from mmengine.model import BaseModule
 from mmengine.structures import InstanceData
 from torch import Tensor, nn
@@ -134,8 +135,7 @@ class FocusPixelHead(BaseModule):
         boxes = [sample.gt_instances.bboxes]
         if 'ignored_instances' in sample and 'bboxes' in sample.ignored_instances:
             boxes.append(sample.ignored_instances.bboxes)
-        boxes = [b.tensor if hasattr(b, 'tensor') else b for b in boxes]
-        return torch.cat([b.reshape(-1, 4).to(device=device, dtype=torch.float32) for b in boxes])
+        return torch.cat([get_box_tensor(b).reshape(-1, 4).to(device=device, dtype=torch.float32) for b in boxes])
 
     def predict(self, feats: Sequence[Tensor]) -> Tensor:
         """``(N, H, W)`` FocusPixel probabilities on the padded batch's grid of level ``self.level``."""

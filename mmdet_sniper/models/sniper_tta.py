@@ -7,6 +7,7 @@ from typing import List, Optional, Sequence, Tuple, Union
 import numpy as np
 import torch
 from mmdet.models.test_time_augs import DetTTAModel
+from mmdet.models.utils import empty_instances
 from mmdet.registry import MODELS
 from mmdet.structures import DetDataSample
 from mmengine.config import ConfigDict
@@ -47,14 +48,6 @@ def keep_in_valid_range(bboxes: Tensor, valid_range: Sequence[Real]) -> Tensor:
     boxes = bboxes.double()
     wh = (boxes[:, 2:] - boxes[:, :2]).clamp(min=0)
     return valid.contains_test_area(wh[:, 0] * wh[:, 1])
-
-
-def to_original_pixels(predictions: InstanceData, sample: DetDataSample) -> InstanceData:
-    """``predictions`` of a view, boxes in view pixels, with boxes in original pixels (as flipped as
-    the view): divided by the view's ``scale_factor`` ``(sx, sy)``."""
-    sx, sy = sample.scale_factor
-    predictions.bboxes = predictions.bboxes / predictions.bboxes.new_tensor([sx, sy, sx, sy])
-    return predictions
 
 
 def _valid_range(sample: DetDataSample) -> Sequence[Real]:
@@ -178,8 +171,19 @@ class SniperTestTimeAug(DetTTAModel):
         results = self._predict_windows(views, [self.tile_grid(sample) for _, sample in views],
                                         [EDGE_MARGIN] * len(views))
         for (_, sample), windows in zip(views, results, strict=True):
-            sample.pred_instances = to_original_pixels(
-                self.keep_view_cap(InstanceData.cat([result.pred_instances for result in windows])), sample)
+            self.gather_view(sample, windows)
+
+    def gather_view(self, sample: DetDataSample, windows: List[DetDataSample]) -> None:
+        """Set a view's ``pred_instances`` from its windows' results (boxes in view pixels): all of
+        them, cut to the best ``max_per_img`` (:meth:`keep_view_cap`), in original pixels (as flipped
+        as the view); empty when no window ran."""
+        if windows:
+            predictions = self.keep_view_cap(InstanceData.cat([result.pred_instances for result in windows]))
+        else:
+            predictions = empty_instances([sample.metainfo], self.module.data_preprocessor.device, 'bbox')[0]
+        sx, sy = sample.scale_factor
+        predictions.bboxes = predictions.bboxes / predictions.bboxes.new_tensor([sx, sy, sx, sy])
+        sample.pred_instances = predictions
 
     def keep_view_cap(self, predictions: InstanceData) -> InstanceData:
         """A view's detections gathered from its windows, cut to the best ``max_per_img`` of the
