@@ -2,6 +2,7 @@
 (tools/setup_env.sh checks the dev environment's pinned versions), and the package needs no more than
 it declares."""
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -10,7 +11,9 @@ from pathlib import Path
 import torch
 from packaging.requirements import Requirement
 
+import mmdet_sniper
 from mmdet_sniper import ops
+from mmdet_sniper.compat import stdlib_module_names
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -28,7 +31,7 @@ def test_sniper_ops_are_registered_for_cpu():
         assert torch._C._dispatch_has_kernel_for_dispatch_key(f'sniper::{op}', 'CPU')
 
 
-def test_ops_and_chips_need_only_the_runtime_requirements():
+def test_ops_and_chips_need_only_the_runtime_requirements(tmp_path):
     """With mmcv, mmengine and mmdet hidden, ``mmdet_sniper.ops`` and ``mmdet_sniper.chips`` import and
     run, and load no module beyond the standard library and requirements/runtime.txt's packages."""
     lines = (line.split('#')[0].strip() for line in (ROOT / 'requirements' / 'runtime.txt').read_text().splitlines())
@@ -42,14 +45,15 @@ def test_ops_and_chips_need_only_the_runtime_requirements():
         for name in {runtime!r}:
             __import__(name)
         def loaded():
-            return {{name.partition('.')[0] for name in sys.modules}} - set(sys.stdlib_module_names)
+            return {{name.partition('.')[0] for name in sys.modules}} - set({sorted(stdlib_module_names())!r})
         before = loaded()
         import torch
         from mmdet_sniper import chips, ops
         chip, box = torch.tensor([[[0., 0., 10., 10.]]]), torch.tensor([[[0., 0., 5., 20.]]])
         print(json.dumps(dict(iof=ops.chip_coverage(chip, box).item(), new=sorted(loaded() - before))))
     ''')
-    # cwd=ROOT: `python -c` imports mmdet_sniper from the working directory, as this test does.
-    result = subprocess.run([sys.executable, '-c', script], cwd=ROOT, capture_output=True, text=True)
+    # The mmdet_sniper this test imports, a checkout's or an installed one, and no other.
+    env = dict(os.environ, PYTHONPATH=str(Path(mmdet_sniper.__file__).parents[1]))
+    result = subprocess.run([sys.executable, '-c', script], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == dict(iof=0.5, new=['mmdet_sniper'])

@@ -58,6 +58,8 @@ import time
 import numpy as np
 import torch
 
+from mmdet_sniper.compat import zip_strict
+
 TOOLS = osp.dirname(osp.abspath(__file__))
 SAHI_HINT = "SAHI is an optional extra of this benchmark: pip install 'sahi==0.12.8' (or pip install '.[bench]')"
 DEFAULT_TESTS = ('single', 'sniper', 'sniper_flip', 'sniper_sliced', 'autofocus', 'sahi256', 'sahi256+full',
@@ -117,7 +119,7 @@ def summarise(runs, tests):
     single = runs['single']
     rows = []
     for test in tests:
-        ok = [(run, base) for run, base in zip(runs[test], single, strict=True) if run.get('error') is None]
+        ok = [(run, base) for run, base in zip_strict(runs[test], single) if run.get('error') is None]
         row = dict(test=test, n=len(ok), errors=[run['error'] for run in runs[test] if run.get('error') is not None])
         for name, _ in METRICS:
             row[name] = mean_std([run['metrics'][name] for run, _ in ok])
@@ -476,7 +478,7 @@ def run_in_process(args, cfg, specs, infos, img_ids, sahi_settings, dataset_meta
                 raise
             inputs, failure = None, f'out of memory preparing the inputs ({oom_detail(error)})'
         for checkpoint, detector, heads, test_cfgs in detectors:
-            for head, test_cfg in zip(heads, test_cfgs, strict=True):
+            for head, test_cfg in zip_strict(heads, test_cfgs):
                 head.test_cfg = copy.deepcopy(test_cfg)
             run = run_test(spec, cfg, detector, inputs, failure, args, sahi_settings, dataset_meta, img_ids)
             runs[spec['name']].append(dict(checkpoint=checkpoint, **run))

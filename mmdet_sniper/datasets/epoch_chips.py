@@ -11,6 +11,7 @@ from mmengine.logging import print_log
 
 import mmdet_sniper
 from mmdet_sniper.chips import ChipGenerator, ChipTable
+from mmdet_sniper.compat import zip_strict
 
 # Bump when chip generation changes, so that cached chip tables of older versions are not reused.
 CHIP_CACHE_FORMAT = 1
@@ -141,7 +142,7 @@ class EpochChips:
                         version=mmdet_sniper.__version__)
         digest.update(json.dumps(settings, sort_keys=True).encode())
         digest.update(np.ascontiguousarray(self.image_sizes).tobytes())
-        for boxes, crowd in zip(self.gt_boxes, self.gt_crowd, strict=True):
+        for boxes, crowd in zip_strict(self.gt_boxes, self.gt_crowd):
             digest.update(np.int64(len(boxes)).tobytes() + boxes.tobytes() + crowd.tobytes())
         for proposals in self.proposals or []:
             proposals = np.ascontiguousarray(proposals, dtype=np.float32)

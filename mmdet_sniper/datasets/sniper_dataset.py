@@ -12,6 +12,7 @@ from mmengine.logging import print_log
 
 from mmdet_sniper.chips import ChipGenerator
 from mmdet_sniper.chips.proposals import load_proposals
+from mmdet_sniper.compat import add_note
 from .epoch_chips import ChipKey, EpochChips, default_cache_dir
 
 
@@ -278,7 +279,7 @@ class SniperDataset:
         try:
             results = self.dataset.pipeline(info)
         except Exception as error:
-            error.add_note(f'while loading {where}')
+            add_note(error, f'while loading {where}')
             raise
         if results is None:
             raise ValueError(f'the pipeline dropped {where}; SniperDataset needs every chip it samples')

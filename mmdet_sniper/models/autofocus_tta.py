@@ -10,6 +10,7 @@ from mmdet.registry import MODELS
 from mmdet.structures import DetDataSample
 from torch import Tensor, nn
 
+from mmdet_sniper.compat import zip_strict
 from mmdet_sniper.models.focus_chips import focus_chips
 from mmdet_sniper.models.sniper_tta import VIEW_TEST_CFG, SniperTestTimeAug
 
@@ -95,12 +96,12 @@ class AutoFocusTestTimeAug(SniperTestTimeAug):
         """
         if not isinstance(data, dict):
             raise TypeError(f'AutoFocusTestTimeAug takes the dict pseudo_collate makes, got {type(data)}')
-        images = list(zip(*[list(zip(inputs, samples, strict=True))
-                            for inputs, samples in zip(data['inputs'], data['data_samples'], strict=True)]))
+        images = list(zip(*[list(zip_strict(inputs, samples))
+                            for inputs, samples in zip_strict(data['inputs'], data['data_samples'])]))
         pyramids = [pyramid for views in images for pyramid in self._pyramids(views)]
         processed = self._run_coarse_to_fine(pyramids)
         merged = self.merge_preds([[sample for _, sample in views] for views in images])
-        for result, views in zip(merged, images, strict=True):
+        for result, views in zip_strict(merged, images):
             ids = {id(sample) for _, sample in views}
             result.set_metainfo(dict(
                 autofocus_pixels=sum(pixels for key, pixels in processed.items() if key in ids),
@@ -135,11 +136,10 @@ class AutoFocusTestTimeAug(SniperTestTimeAug):
             else:
                 windows = [self.chips_for(pyramid[level - 1][1], focus_map, pyramid[level][1],
                                           self.focus_cfgs[level - 1])
-                           for pyramid, focus_map in zip(pyramids, focus_maps, strict=True)]
+                           for pyramid, focus_map in zip_strict(pyramids, focus_maps)]
             margins = [self.edge_margin * max(sample.scale_factor) for _, sample in views]
             results = self._predict_windows(views, windows, margins)
-            for index, ((_, sample), view_windows, view_results) in enumerate(zip(views, windows, results,
-                                                                                  strict=True)):
+            for index, ((_, sample), view_windows, view_results) in enumerate(zip_strict(views, windows, results)):
                 processed[id(sample)] = sum((x2 - x1) * (y2 - y1) for x1, y1, x2, y2 in view_windows)
                 self.gather_view(sample, view_results)
                 focus_maps[index] = self._paste_focus(sample, view_windows, view_results, device)
@@ -151,7 +151,7 @@ class AutoFocusTestTimeAug(SniperTestTimeAug):
         0 where no window ran."""
         height, width = sample.img_shape
         focus = torch.zeros((-(-height // self.stride), -(-width // self.stride)), device=device)
-        for (x1, y1, _, _), result in zip(windows, results, strict=True):
+        for (x1, y1, _, _), result in zip_strict(windows, results):
             part = result.pred_focus
             top, left = y1 // self.stride, x1 // self.stride
             region = focus[top:top + part.shape[0], left:left + part.shape[1]]

@@ -13,6 +13,7 @@ from mmengine.model import BaseModule
 from mmengine.structures import InstanceData
 from torch import Tensor, nn
 
+from mmdet_sniper.compat import zip_strict
 from mmdet_sniper.models.valid_range_roi_head import ValidRangeRoIHead
 
 FOCUS, BACKGROUND, IGNORE = 1, 0, -1
@@ -172,7 +173,7 @@ class AutoFocusRoIHead(ValidRangeRoIHead):
                 batch_data_samples: List[DetDataSample], rescale: bool = False) -> List[InstanceData]:
         results = super().predict(x, rpn_results_list, batch_data_samples, rescale=rescale)
         stride = self.focus_head.stride
-        for sample, probs in zip(batch_data_samples, self.focus_head.predict(x), strict=True):
+        for sample, probs in zip_strict(batch_data_samples, self.focus_head.predict(x)):
             height, width = sample.img_shape
             sample.pred_focus = probs[:-(-height // stride), :-(-width // stride)]
         return results

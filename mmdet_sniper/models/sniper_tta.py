@@ -15,6 +15,7 @@ from mmengine.structures import InstanceData
 from torch import Tensor, nn
 
 from mmdet_sniper.chips.valid_range import ValidRange
+from mmdet_sniper.compat import zip_strict
 from mmdet_sniper.ops.grid_cover import candidate_grid
 
 # The authors' merge: Gaussian soft-NMS per class (mmcv's Gaussian decay ignores iou_threshold).
@@ -152,8 +153,8 @@ class SniperTestTimeAug(DetTTAModel):
             return super().test_step(data)
         if not isinstance(data, dict):
             raise TypeError(f'sliced SniperTestTimeAug takes the dict pseudo_collate makes, got {type(data)}')
-        views = [list(zip(inputs, samples, strict=True))
-                 for inputs, samples in zip(data['inputs'], data['data_samples'], strict=True)]
+        views = [list(zip_strict(inputs, samples))
+                 for inputs, samples in zip_strict(data['inputs'], data['data_samples'])]
         self._predict_in_tiles([view for images in views for view in images])
         return self.merge_preds([[sample for _, sample in images] for images in zip(*views)])
 
@@ -170,7 +171,7 @@ class SniperTestTimeAug(DetTTAModel):
         view is. Tiles of all views share the detector's batches."""
         results = self._predict_windows(views, [self.tile_grid(sample) for _, sample in views],
                                         [EDGE_MARGIN] * len(views))
-        for (_, sample), windows in zip(views, results, strict=True):
+        for (_, sample), windows in zip_strict(views, results):
             self.gather_view(sample, windows)
 
     def gather_view(self, sample: DetDataSample, windows: List[DetDataSample]) -> None:
@@ -232,7 +233,7 @@ class SniperTestTimeAug(DetTTAModel):
                 shape = (y2 - y1, x2 - x1)
                 samples.append(DetDataSample(metainfo=dict(img_shape=shape, ori_shape=shape, scale_factor=(1.0, 1.0))))
             predictions = self.module.test_step(dict(inputs=inputs, data_samples=samples))
-            for (index, slot, window), result in zip(batch, predictions, strict=True):
+            for (index, slot, window), result in zip_strict(batch, predictions):
                 result.pred_instances = self._tile_to_view(result.pred_instances, window, views[index][1].img_shape,
                                                            edge_margins[index])
                 results[index][slot] = result

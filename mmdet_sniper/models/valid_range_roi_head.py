@@ -8,6 +8,7 @@ from mmengine.structures import InstanceData
 from torch import Tensor
 
 from mmdet_sniper.chips.valid_range import ValidRange
+from mmdet_sniper.compat import zip_strict
 
 
 def filter_proposals_by_valid_range(proposals: InstanceData, valid_range: Sequence[float],
@@ -53,6 +54,6 @@ class ValidRangeRoIHead(StandardRoIHead):
         rpn_results_list = [
             filter_proposals_by_valid_range(proposals, sample.chip_valid_range, sample.scale_factor)
             if 'chip_valid_range' in sample.metainfo else proposals
-            for proposals, sample in zip(rpn_results_list, batch_data_samples, strict=True)
+            for proposals, sample in zip_strict(rpn_results_list, batch_data_samples)
         ]
         return super().loss(x, rpn_results_list, batch_data_samples)

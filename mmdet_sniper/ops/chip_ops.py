@@ -9,6 +9,7 @@ from typing import Tuple
 import torch
 
 from mmdet_sniper import _C  # noqa: F401  (loading it registers the torch.ops.sniper kernels)
+from mmdet_sniper.compat import register_fake, register_kernel
 from .grid_cover import dense_chip_grid_cover
 
 
@@ -129,7 +130,7 @@ def _check_boxes_and_chips_meta(boxes: torch.Tensor, chips: torch.Tensor) -> Non
     _check_same_batch_meta(boxes, 'boxes', chips, 'chips')
 
 
-@torch.library.register_fake('sniper::chip_coverage')
+@register_fake('sniper::chip_coverage')
 def _chip_coverage_fake(chips, boxes, mode='iof'):
     _check_boxes_and_chips_meta(boxes, chips)
     if mode not in ('iof', 'iou'):
@@ -137,7 +138,7 @@ def _chip_coverage_fake(chips, boxes, mode='iof'):
     return chips.new_empty((chips.shape[0], chips.shape[1], boxes.shape[1]))
 
 
-@torch.library.register_fake('sniper::greedy_chip_cover')
+@register_fake('sniper::greedy_chip_cover')
 def _greedy_chip_cover_fake(covers, min_count=1):
     if covers.dtype != torch.bool:
         raise TypeError(f'covers must be bool, got {covers.dtype}')
@@ -150,14 +151,14 @@ def _greedy_chip_cover_fake(covers, min_count=1):
     return covers.new_empty((covers.shape[0], covers.shape[1]), dtype=torch.int64)
 
 
-@torch.library.register_fake('sniper::clip_boxes_to_chips')
+@register_fake('sniper::clip_boxes_to_chips')
 def _clip_boxes_to_chips_fake(boxes, chips):
     _check_boxes_and_chips_meta(boxes, chips)
     B, K, N = chips.shape[0], chips.shape[1], boxes.shape[1]
     return boxes.new_empty((B, K, N, 4)), boxes.new_empty((B, K, N))
 
 
-@torch.library.register_fake('sniper::assign_boxes_to_chips')
+@register_fake('sniper::assign_boxes_to_chips')
 def _assign_boxes_to_chips_fake(boxes, chips):
     _check_boxes_and_chips_meta(boxes, chips)
     B, N = boxes.shape[0], boxes.shape[1]
@@ -185,7 +186,7 @@ def _check_grid_cover_meta(boxes, image_sizes, shuffle_keys, chip_size, stride, 
         raise ValueError(f'min_count must be >= 1, got {min_count}')
 
 
-@torch.library.register_fake('sniper::chip_grid_cover')
+@register_fake('sniper::chip_grid_cover')
 def _chip_grid_cover_fake(boxes, image_sizes, shuffle_keys, chip_size, stride, min_iof, min_count=1):
     _check_grid_cover_meta(boxes, image_sizes, shuffle_keys, chip_size, stride, min_iof, min_count)
     B, N = boxes.shape[0], boxes.shape[1]
@@ -195,7 +196,7 @@ def _chip_grid_cover_fake(boxes, image_sizes, shuffle_keys, chip_size, stride, m
 # On CUDA the grid cover is composed from the dense CUDA kernels rather than a kernel of its own: the
 # greedy walk over one image's grid is sequential, and the dense ops already spread the chip-box pairs
 # over the GPU.
-@torch.library.impl('sniper::chip_grid_cover', 'CUDA')
+@register_kernel('sniper::chip_grid_cover', 'CUDA')
 def _chip_grid_cover_cuda(boxes, image_sizes, shuffle_keys, chip_size, stride, min_iof, min_count=1):
     _check_grid_cover_meta(boxes, image_sizes, shuffle_keys, chip_size, stride, min_iof, min_count)
     if not bool(torch.isfinite(boxes).all()):

@@ -27,7 +27,7 @@ def values_around(bounds, rng):
     0, infinity and NaN."""
     edges = [0.0, math.inf, math.nan]
     for bound in bounds:
-        edges += [bound, math.nextafter(bound, -math.inf), math.nextafter(bound, math.inf)]
+        edges += [bound, float(np.nextafter(bound, -np.inf)), float(np.nextafter(bound, np.inf))]
     top = 2 * max(bounds, default=100.0) + 1
     return np.concatenate([rng.uniform(0, top, 500), edges])
 

@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from box_factories import random_boxes
+from mmdet_sniper.compat import opcheck
 from mmdet_sniper.ops import chip_coverage, reference
 
 
@@ -56,7 +57,7 @@ class TestChipCoverage:
     def test_opcheck(self, device, gen, mode):
         chips = random_boxes(gen, 2, 7).to(device)
         boxes = random_boxes(gen, 2, 11).to(device)
-        torch.library.opcheck(torch.ops.sniper.chip_coverage.default, (chips, boxes), {'mode': mode})
+        opcheck(torch.ops.sniper.chip_coverage.default, (chips, boxes), {'mode': mode})
 
     def test_traces_under_torch_compile(self, device, gen):
         chips = random_boxes(gen, 2, 7).to(device)

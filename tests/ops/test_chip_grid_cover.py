@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from box_factories import random_boxes
+from mmdet_sniper.compat import opcheck
 from mmdet_sniper.ops import chip_coverage, chip_grid_cover, greedy_chip_cover, reference
 from mmdet_sniper.ops.grid_cover import candidate_grid, dense_chip_grid_cover
 from mmdet_sniper.ops.splitmix64 import nth
@@ -110,5 +111,5 @@ class TestChipGridCover:
 
     def test_opcheck(self, device, gen):
         boxes, sizes, keys = random_grid_inputs(gen, 3, 9)
-        torch.library.opcheck(torch.ops.sniper.chip_grid_cover.default,
-                              (boxes.to(device), sizes.to(device), keys.to(device), 512, 56, 1 - 1e-6, 1))
+        opcheck(torch.ops.sniper.chip_grid_cover.default,
+                (boxes.to(device), sizes.to(device), keys.to(device), 512, 56, 1 - 1e-6, 1))
