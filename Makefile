@@ -3,7 +3,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: env demo test test-fast lint benchmark-ops benchmark-chips benchmark-pipeline benchmark-inference cuda-check gpu-wheelhouse gpu-rehearsal
+.PHONY: env demo test test-fast test-matrix lint benchmark-ops benchmark-chips benchmark-pipeline benchmark-inference cuda-check gpu-wheelhouse gpu-rehearsal
 
 env:
 	tools/setup_env.sh $(VENV)
@@ -31,6 +31,16 @@ test: env
 # The suite without the end-to-end tests marked slow (training, the recipe, the tools that train).
 test-fast: env
 	$(PY) -m pytest tests -m "not slow"
+
+# CI's other legs of the support matrix (README, "Supported versions"): each builds its environment in
+# .venv-LEG from requirements/matrix/LEG.txt (one leg a file), then runs the fast tests there;
+# `make test-leg-common` runs one.
+LEGS := $(basename $(notdir $(wildcard requirements/matrix/*.txt)))
+test-matrix: $(LEGS:%=test-leg-%)
+
+test-leg-%:
+	tools/setup_env.sh .venv-$* requirements/matrix/$*.txt
+	.venv-$*/bin/python -m pytest tests -m "not slow"
 
 # flake8 and isort (setup.cfg) in their own .venv-lint, and tools/lint_csrc.sh; tools/lint.sh --fix sorts imports.
 lint:
