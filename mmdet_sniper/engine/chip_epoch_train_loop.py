@@ -65,9 +65,10 @@ class ChipEpochTrainLoop(EpochBasedTrainLoop):
 
     def run(self):
         hub = self.runner.message_hub
-        saved, layout = hub.get_info(LAYOUT_KEY), self._layout()
+        # runtime_info.get: mmengine < 0.8's get_info has no default and raises on a missing key.
+        saved, layout = hub.runtime_info.get(LAYOUT_KEY), self._layout()
         hub.update_info(LAYOUT_KEY, layout)
-        saved_seed = hub.get_info(SEED_KEY)
+        saved_seed = hub.runtime_info.get(SEED_KEY)
         if saved_seed is not None and saved_seed != self.sampler.seed:
             print_log(f'ChipEpochTrainLoop: the chips keep the order of the checkpoint\'s sampler seed {saved_seed} '
                       f'(this run\'s: {self.sampler.seed})', logger='current', level=logging.INFO)

@@ -50,8 +50,9 @@ def random_chip(rng, width, height, scale, chip_size):
 
 
 def chip_results(img, chip, factors, chip_size, boxes=None, valid=None, ignore=None, labels=None):
-    results = dict(img=img, img_shape=img.shape[:2], ori_shape=img.shape[:2], img_path='synthetic.jpg', chip=chip,
-                   chip_scale_factor=np.array(factors, np.float32), chip_size=chip_size)
+    # img_id: every mmdet dataset's data info has one, and mmdet 3.0's PackDetInputs asks for it.
+    results = dict(img=img, img_id=0, img_shape=img.shape[:2], ori_shape=img.shape[:2], img_path='synthetic.jpg',
+                   chip=chip, chip_scale_factor=np.array(factors, np.float32), chip_size=chip_size)
     if boxes is not None:
         n = len(boxes)
         results.update(gt_bboxes=HorizontalBoxes(torch.as_tensor(np.asarray(boxes, np.float32).reshape(-1, 4))),
@@ -114,11 +115,12 @@ def test_a_small_chip_is_padded_with_the_mean_colour_in_a_batch_of_full_chips(rn
     from mmengine.dataset import pseudo_collate
     mean, std = [123.675, 116.28, 103.53], [58.395, 57.12, 57.375]
     preprocessor = DetDataPreprocessor(mean=mean, std=std, bgr_to_rgb=True, pad_size_divisor=32)
-    pack = TRANSFORMS.build(dict(type='PackDetInputs'))
-    small = pack(CropChip()(chip_results(smooth_image(rng, 70, 100), np.array([0, 0, 200, 140], np.float32),
-                                         (2.0, 2.0), 256, boxes=[[10, 10, 40, 30]])))
-    full = pack(CropChip()(chip_results(smooth_image(rng, 300, 300), np.array([0, 0, 256, 256], np.float32),
-                                        (1.0, 1.0), 256, boxes=[[10, 10, 40, 30]])))
+    # Not flipped, so that the padding stays at the bottom and right; mmdet 3.0's PackDetInputs needs the flag.
+    flip, pack = TRANSFORMS.build(dict(type='RandomFlip', prob=0.0)), TRANSFORMS.build(dict(type='PackDetInputs'))
+    small = pack(flip(CropChip()(chip_results(smooth_image(rng, 70, 100), np.array([0, 0, 200, 140], np.float32),
+                                         (2.0, 2.0), 256, boxes=[[10, 10, 40, 30]]))))
+    full = pack(flip(CropChip()(chip_results(smooth_image(rng, 300, 300), np.array([0, 0, 256, 256], np.float32),
+                                             (1.0, 1.0), 256, boxes=[[10, 10, 40, 30]]))))
     batch = preprocessor(pseudo_collate([small, full]), training=True)['inputs']
     assert batch.shape == (2, 3, 256, 256)
     # Zero after normalisation is the mean colour, as the authors pad (mean subtracted, then zeros).
