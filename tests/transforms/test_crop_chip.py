@@ -117,10 +117,11 @@ def test_a_small_chip_is_padded_with_the_mean_colour_in_a_batch_of_full_chips(rn
     preprocessor = DetDataPreprocessor(mean=mean, std=std, bgr_to_rgb=True, pad_size_divisor=32)
     # Not flipped, so that the padding stays at the bottom and right; mmdet 3.0's PackDetInputs needs the flag.
     flip, pack = TRANSFORMS.build(dict(type='RandomFlip', prob=0.0)), TRANSFORMS.build(dict(type='PackDetInputs'))
-    small = pack(flip(CropChip()(chip_results(smooth_image(rng, 70, 100), np.array([0, 0, 200, 140], np.float32),
-                                         (2.0, 2.0), 256, boxes=[[10, 10, 40, 30]]))))
-    full = pack(flip(CropChip()(chip_results(smooth_image(rng, 300, 300), np.array([0, 0, 256, 256], np.float32),
-                                             (1.0, 1.0), 256, boxes=[[10, 10, 40, 30]]))))
+    small_chip = chip_results(smooth_image(rng, 70, 100), np.array([0, 0, 200, 140], np.float32), (2.0, 2.0), 256,
+                              boxes=[[10, 10, 40, 30]])
+    full_chip = chip_results(smooth_image(rng, 300, 300), np.array([0, 0, 256, 256], np.float32), (1.0, 1.0), 256,
+                             boxes=[[10, 10, 40, 30]])
+    small, full = (pack(flip(CropChip()(chip))) for chip in (small_chip, full_chip))
     batch = preprocessor(pseudo_collate([small, full]), training=True)['inputs']
     assert batch.shape == (2, 3, 256, 256)
     # Zero after normalisation is the mean colour, as the authors pad (mean subtracted, then zeros).
