@@ -57,3 +57,37 @@ def test_ops_and_chips_need_only_the_runtime_requirements(tmp_path):
     result = subprocess.run([sys.executable, '-c', script], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == dict(iof=0.5, new=['mmdet_sniper'])
+
+
+def test_an_mmcv_without_its_compiled_ops_is_refused_by_name(tmp_path):
+    script = textwrap.dedent('''
+        import sys
+        sys.modules['mmcv._ext'] = None  # as in mmcv-lite or a build without MMCV_WITH_OPS=1
+        import mmdet_sniper
+    ''')
+    env = dict(os.environ, PYTHONPATH=str(Path(mmdet_sniper.__file__).parents[1]))
+    result = subprocess.run([sys.executable, '-c', script], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert result.returncode != 0
+    assert 'mmdet-sniper needs mmcv with its compiled ops' in result.stderr and 'MMCV_WITH_OPS=1' in result.stderr
+
+
+def test_setup_refuses_a_torch_older_than_2_0_by_name(tmp_path):
+    fake = tmp_path / 'torch'
+    fake.mkdir()
+    (fake / '__init__.py').write_text("__version__ = '1.13.1+cu117'\n")
+    env = dict(os.environ, PYTHONPATH=str(tmp_path))
+    result = subprocess.run([sys.executable, 'setup.py', '--name'], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert result.returncode != 0
+    assert 'mmdet-sniper needs torch >= 2.0, found torch 1.13.1+cu117' in result.stderr
+
+
+def test_setup_without_torch_writes_metadata_and_refuses_to_compile_by_name(tmp_path):
+    def setup(*args):
+        script = (f'import runpy, sys; sys.modules["torch"] = None; sys.argv = ["setup.py", *{list(args)!r}]; '
+                  'runpy.run_path("setup.py", run_name="__main__")')
+        return subprocess.run([sys.executable, '-c', script], cwd=ROOT, capture_output=True, text=True)
+
+    assert setup('--name').stdout.strip() == 'mmdet-sniper'
+    result = setup('build_ext', '--build-temp', str(tmp_path / 'temp'), '--build-lib', str(tmp_path / 'lib'))
+    assert result.returncode != 0
+    assert 'compiles its ops against the installed torch: install torch first' in result.stderr
