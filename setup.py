@@ -74,8 +74,10 @@ def cpu_sources():
 def make_extension(torch):
     from torch.utils.cpp_extension import CUDA_HOME, CppExtension, CUDAExtension
     sources = cpu_sources()
-    # at::parallel_for only spreads work over threads when the caller is compiled with OpenMP.
-    extra_compile_args = {'cxx': ['-O3', '-fopenmp']}
+    # at::parallel_for only spreads work over threads when the caller is compiled with OpenMP. -g0 undoes
+    # the -g of Python's own CFLAGS: debug info for torch's templates doubles the compile time (21 s
+    # against 11 s for one kernel file on 2 cores) and nearly triples the objects' size.
+    extra_compile_args = {'cxx': ['-O3', '-fopenmp', '-g0']}
     kwargs = dict(extra_link_args=['-fopenmp'])
     if want_cuda(torch, CUDA_HOME):
         sources += sorted(glob.glob('csrc/cuda/*.cu'))

@@ -84,9 +84,13 @@ pip install -q "$(pin torch)"
 # mmcv's setup.py imports pkg_resources (gone from setuptools >= 81) and must see our torch, so it
 # builds without isolation. pip caches the built wheel: only the first install compiles (~6 min).
 # Python 3.8 gets setuptools 75, the last release for it.
-pip install -q "setuptools<81" wheel ninja "$(pin numpy 2>/dev/null || echo numpy)"
+pip install -q "setuptools<81" wheel ninja "$( (pin numpy) 2>/dev/null || echo numpy)"
 mmcv=$(grep -E '^(onedl-)?mmcv==' "$requirements") || { echo "[setup_env] $requirements pins no mmcv" >&2; exit 1; }
-MMCV_WITH_OPS=1 MAX_JOBS=${MAX_JOBS:-2} pip install --no-build-isolation "$mmcv"
+# Python's own CFLAGS with -g0 last: their -g (debug info) nearly doubles the compile time of mmcv's ops.
+# Both variables, as setuptools reads CXXFLAGS for C++ files where it has one.
+build_flags="$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_config_var("CFLAGS") or "")') -g0"
+CFLAGS=$build_flags CXXFLAGS=$build_flags MMCV_WITH_OPS=1 MAX_JOBS=${MAX_JOBS:-2} \
+  pip install --no-build-isolation "$mmcv"
 pip install -q -r "$requirements"
 (cd "$root" && pip install -q --no-build-isolation -e .)
 check_pins
