@@ -2,6 +2,9 @@
 # first when it is missing or out of date.
 VENV ?= .venv
 PY := $(VENV)/bin/python
+# The suite's parallel workers (pytest-xdist): two, one a core of CI's machine. Most end-to-end tests run
+# their training on one thread, so two workers halve the wall time; `make test XDIST=` runs in one process.
+XDIST ?= -n 2 --dist worksteal
 
 .PHONY: env demo test test-fast test-wheel test-matrix lint benchmark-ops benchmark-chips benchmark-pipeline benchmark-inference cuda-check gpu-wheelhouse gpu-rehearsal
 
@@ -27,7 +30,7 @@ benchmark-pipeline: env
 
 # The suite, without the test that builds and installs the wheel (test-wheel; CI runs both).
 test: env
-	$(PY) -m pytest tests -m "not wheel"
+	$(PY) -m pytest tests $(XDIST) -m "not wheel"
 
 # The sdist, its wheel installed in a new venv, a config outside the repository trained from it.
 test-wheel: env
@@ -35,7 +38,7 @@ test-wheel: env
 
 # The suite without the end-to-end tests marked slow (training, the recipe, the tools that train).
 test-fast: env
-	$(PY) -m pytest tests -m "not slow"
+	$(PY) -m pytest tests $(XDIST) -m "not slow"
 
 # CI's other legs of the support matrix (README, "Supported versions"): each builds its environment in
 # .venv-LEG from requirements/matrix/LEG.txt (one leg a file), then runs the fast tests there;
@@ -45,7 +48,7 @@ test-matrix: $(LEGS:%=test-leg-%)
 
 test-leg-%:
 	tools/setup_env.sh .venv-$* requirements/matrix/$*.txt
-	.venv-$*/bin/python -m pytest tests -m "not slow"
+	.venv-$*/bin/python -m pytest tests $(XDIST) -m "not slow"
 
 # flake8 and isort (setup.cfg) in their own .venv-lint, and tools/lint_csrc.sh; tools/lint.sh --fix sorts imports.
 lint:
