@@ -54,15 +54,10 @@ def test_the_r50_coco_config_trains_50_iterations_at_its_scaled_lr_without_diver
     cfg.test_cfg = cfg.test_dataloader = cfg.test_evaluator = None
     cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=ITERS + 1, by_epoch=False)
     cfg.log_processor = dict(by_epoch=False)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(2)
-    try:
-        runner = Runner.from_cfg(cfg)
-        recorder = RecordLosses()
-        runner.register_hook(recorder, priority='LOWEST')
-        runner.train()
-    finally:
-        torch.set_num_threads(threads)
+    runner = Runner.from_cfg(cfg)
+    recorder = RecordLosses()
+    runner.register_hook(recorder, priority='LOWEST')
+    runner.train()
     losses = np.array(recorder.losses)
     assert len(losses) == ITERS and np.isfinite(losses).all()
     assert recorder.lrs[-1] == pytest.approx(0.12 * scale)
