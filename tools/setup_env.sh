@@ -87,8 +87,9 @@ pip install -q "$(pin torch)"
 pip install -q "setuptools<81" wheel ninja "$( (pin numpy) 2>/dev/null || echo numpy)"
 mmcv=$(grep -E '^(onedl-)?mmcv==' "$requirements") || { echo "[setup_env] $requirements pins no mmcv" >&2; exit 1; }
 # Python's own CFLAGS with -g0 last: their -g (debug info) nearly doubles the compile time of mmcv's ops.
-# Both variables, as setuptools reads CXXFLAGS for C++ files where it has one.
-build_flags="$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_config_var("CFLAGS") or "")') -g0"
+# Both variables, as setuptools reads CXXFLAGS for C++ files where it has one. MMCV_OPT (say -O1) comes
+# last of all: the Makefile's CI legs use it, as they only run the fast tests.
+build_flags="$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_config_var("CFLAGS") or "")') -g0 ${MMCV_OPT:-}"
 CFLAGS=$build_flags CXXFLAGS=$build_flags MMCV_WITH_OPS=1 MAX_JOBS=${MAX_JOBS:-2} \
   pip install --no-build-isolation "$mmcv"
 pip install -q -r "$requirements"
