@@ -3,7 +3,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 # The suite's parallel workers (pytest-xdist): two, one a core of CI's machine. Most end-to-end tests run
-# their training on one thread, so two workers halve the wall time; `make test XDIST=` runs in one process.
+# their training on one thread, so one pytest process leaves a core idle; `make test XDIST=` runs in one.
 XDIST ?= -n 2 --dist worksteal
 
 .PHONY: env demo test test-fast test-wheel test-matrix lint benchmark-ops benchmark-chips benchmark-pipeline benchmark-inference cuda-check gpu-wheelhouse gpu-rehearsal

@@ -82,7 +82,7 @@ pip() { "$venv/bin/python" -m pip "$@"; }
 pip install -q --upgrade pip
 pip install -q "$(pin torch)"
 # mmcv's setup.py imports pkg_resources (gone from setuptools >= 81) and must see our torch, so it
-# builds without isolation. pip caches the built wheel: only the first install compiles (~6 min).
+# builds without isolation. pip caches the built wheel: only the first install compiles (~7 min).
 # Python 3.8 gets setuptools 75, the last release for it.
 pip install -q "setuptools<81" wheel ninja "$( (pin numpy) 2>/dev/null || echo numpy)"
 mmcv=$(grep -E '^(onedl-)?mmcv==' "$requirements") || { echo "[setup_env] $requirements pins no mmcv" >&2; exit 1; }
