@@ -40,8 +40,11 @@ class ToyChips:
 
     def __init__(self, sizes, seed):
         self.sizes, self.seed = sizes, seed
+        self.epochs_made = []
 
     def table(self, epoch):
+        if epoch not in self.epochs_made:
+            self.epochs_made.append(epoch)
         n = self.sizes[epoch]
         image_index = np.sort(np.random.default_rng((self.seed, epoch)).integers(0, max(1, n // 3), n))
         rows = np.arange(n, dtype=np.float32)
@@ -78,20 +81,26 @@ class ToyModel(BaseModel):
 
 
 class Recorder(Hook):
-    """The keys of every batch, the lr of every iteration, and the loop's totals at the start."""
+    """The keys of every batch, the lr of every iteration, the loop's total at the start and at each
+    epoch's start (the message hub's and the runner's), and the epochs whose chips were made by then."""
 
     def __init__(self):
-        self.batches, self.lrs, self.max_iters = [], [], None
+        self.batches, self.lrs, self.max_iters, self.epoch_max_iters = [], [], None, []
+        self.epochs_made_before_training = None
 
     def before_train(self, runner):
         self.max_iters = runner.message_hub.get_info('max_iters')
+        self.epochs_made_before_training = list(runner.train_dataloader.dataset.chips.epochs_made)
 
     def before_train_iter(self, runner, batch_idx, data_batch=None):
+        if batch_idx == 0:
+            self.epoch_max_iters.append((runner.message_hub.get_info('max_iters'), runner.max_iters))
         self.batches.append(list(data_batch['key']))
         self.lrs.append(runner.optim_wrapper.get_lr()['lr'][0])
 
 
-def run_training(work_dir, sizes, seed, resume_from=None, batch_size=BATCH, param_scheduler=None, run_seed='same'):
+def run_training(work_dir, sizes, seed, resume_from=None, batch_size=BATCH, param_scheduler=None, run_seed='same',
+                 exact_max_iters=False):
     """A run over ``ToyChipDataset(sizes, seed)``; its randomness seed (the sampler's) is ``seed`` too, or
     ``run_seed``."""
     recorder = Recorder()
@@ -102,7 +111,7 @@ def run_training(work_dir, sizes, seed, resume_from=None, batch_size=BATCH, para
         train_dataloader=dict(dataset=ToyChipDataset(sizes, seed),
                               sampler=dict(type='ChipAwareSampler', group_by_image=True),
                               batch_size=batch_size, num_workers=0),
-        train_cfg=dict(type='ChipEpochTrainLoop', max_epochs=len(sizes)),
+        train_cfg=dict(type='ChipEpochTrainLoop', max_epochs=len(sizes), exact_max_iters=exact_max_iters),
         optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.01)),
         param_scheduler=param_scheduler,
         default_hooks=dict(checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=3),
@@ -126,18 +135,31 @@ def logged_iterations(runner):
                 for m in re.finditer(r'Epoch\(train\)\s+\[(\d+)\]\[\s*(\d+)/(\d+)\]', f.read())]
 
 
-def test_max_iters_the_logs_and_the_schedules_count_every_epochs_own_length(tmp_path, rng):
+@pytest.mark.parametrize('exact_max_iters', [False, True])
+def test_max_iters_the_logs_and_the_schedules_count_every_epochs_own_length(tmp_path, rng, exact_max_iters):
     sizes = [int(n) for n in rng.integers(5, 40, size=3)]
-    sizes[1] = sizes[0] + 2 * BATCH + 1  # epochs of different lengths: the first one times 3 is wrong
+    # Epochs of different lengths, none shorter than the first: the first one times 3 is wrong.
+    sizes[1] = sizes[0] + 2 * BATCH + 1
+    sizes[2] = sizes[0] + sizes[2] % 10
     seed = int(rng.integers(0, 2**31))
     lengths = [math.ceil(n / BATCH) for n in sizes]
     warmup_end = sum(lengths) + 5  # still warming up at the last iteration: every step shows in the lr
     schedulers = [dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=warmup_end),
                   dict(type='MultiStepLR', by_epoch=True, milestones=[1, 2], gamma=0.5)]
-    runner, recorder = run_training(tmp_path, sizes, seed, param_scheduler=schedulers)
+    runner, recorder = run_training(tmp_path, sizes, seed, param_scheduler=schedulers, exact_max_iters=exact_max_iters)
 
-    assert runner.max_iters == recorder.max_iters == runner.iter == sum(lengths) != len(sizes) * lengths[0]
+    assert runner.max_iters == runner.iter == sum(lengths) != len(sizes) * lengths[0]
     assert runner.train_loop.epoch_lengths == lengths
+    if exact_max_iters:
+        assert recorder.epochs_made_before_training == [0, 1, 2]
+        assert recorder.epoch_max_iters == [(sum(lengths), sum(lengths))] * 3
+    else:
+        # Only epoch 0's chips before the first iteration; the epochs to come are estimated at the
+        # mean length of those made, exact from the last epoch on.
+        assert recorder.epochs_made_before_training == [0]
+        assert recorder.max_iters == 3 * lengths[0]
+        estimates = [3 * lengths[0], lengths[0] + lengths[1] + round((lengths[0] + lengths[1]) / 2), sum(lengths)]
+        assert recorder.epoch_max_iters == [(n, n) for n in estimates]
     logged = logged_iterations(runner)
     assert logged == [(epoch + 1, i + 1, n) for epoch, n in enumerate(lengths) for i in range(n)]
     # The iteration schedule stepped once per iteration, the epoch schedule once per epoch: the lr of
