@@ -1,4 +1,6 @@
 """The chips of every training epoch of a dataset, and the key that names one chip."""
+import contextlib
+import fcntl
 import hashlib
 import json
 import logging
@@ -101,22 +103,46 @@ class EpochChips:
         if self._last is not None and self._last[0] == epoch:
             return self._last[1]
         path = self.cache_path(epoch)
-        if path is not None and osp.exists(path):
-            table, source = ChipTable.load(path), f'loaded from {path}'
-        else:
+        table, source = (None, None) if path is None else self._load_cached(path, epoch)
+        if path is None:
             table, source = self._generate(epoch), 'generated'
-            if path is not None:
-                os.makedirs(self.cache_dir, exist_ok=True)
-                # Ranks may write the same file at once: each writes its own, the rename is atomic.
-                partial = f'{path}.{os.getpid()}.partial'
-                table.save(partial)
-                os.replace(partial, path)
+        elif table is None:
+            os.makedirs(self.cache_dir, exist_ok=True)
+            # The ranks of a node (and of a job, where the cache folder is shared and supports locks)
+            # make a table once: the first takes the lock and writes it, the others wait and read it.
+            with _locked(f'{path}.lock'):
+                table, source = self._load_cached(path, epoch, warn=source != 'unreadable')
+                if table is None:
+                    table, source = self._generate(epoch), 'generated'
+                    # Readers without the lock see the old file or the whole new one, never a part.
+                    partial = f'{path}.{os.getpid()}.partial'
+                    table.save(partial)
+                    os.replace(partial, path)
         if epoch not in self._reported:
             self._reported.add(epoch)
             print_log(f'SNIPER chips of epoch {epoch} ({source}):\n{table.format_summary()}', logger='current')
             self._report_boxes(table)
         self._last = (epoch, table)
         return table
+
+    def _load_cached(self, path: str, epoch: int, warn: bool = True) -> Tuple[Optional[ChipTable], Optional[str]]:
+        """The cached table of ``epoch`` at ``path`` and where it came from; ``(None, None)`` where there
+        is none, ``(None, 'unreadable')`` where it cannot be trusted (with a warning, once: it is made
+        again)."""
+        if not osp.exists(path):
+            return None, None
+        try:
+            table = ChipTable.load(path)
+            made_for, wanted = (table.settings.get('seed'), table.settings.get('epoch'), table.num_images), \
+                (self.seed, epoch, len(self.image_sizes))
+            if made_for != wanted:
+                raise ValueError(f'made for (seed, epoch, images) {made_for}, not {wanted}')
+        except Exception as error:  # a truncated archive fails in zipfile, zlib or numpy
+            if warn:
+                print_log(f'SNIPER chip cache {path} is unreadable and is made again: {type(error).__name__}: '
+                          f'{error}', logger='current', level=logging.WARNING)
+            return None, 'unreadable'
+        return table, f'loaded from {path}'
 
     def _generate(self, epoch: int) -> ChipTable:
         kwargs = dict(seed=self.seed, epoch=epoch)
@@ -148,3 +174,14 @@ class EpochChips:
             proposals = np.ascontiguousarray(proposals, dtype=np.float32)
             digest.update(np.int64(proposals.size).tobytes() + proposals.tobytes())
         return digest.hexdigest()[:20]
+
+
+@contextlib.contextmanager
+def _locked(path: str):
+    """An exclusive ``flock`` on ``path`` (created if needed) while the block runs."""
+    with open(path, 'a') as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
