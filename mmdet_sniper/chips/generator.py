@@ -12,6 +12,7 @@ import torch
 
 from mmdet_sniper.ops import assign_boxes_to_chips, chip_grid_cover
 from mmdet_sniper.ops.splitmix64 import derive_key, nth
+from .ragged import RaggedArray
 from .scales import ScalePyramid, ScaleSpec, check_chip_stride, epoch_stride
 from .table import ChipTable, concat_rows
 
@@ -26,6 +27,13 @@ class _Boxes:
                  max_columns: int = 4):
         if len(boxes_list) != len(image_sizes):
             raise ValueError(f'{name} must hold one entry per image ({len(image_sizes)}), got {len(boxes_list)}')
+        if isinstance(boxes_list, RaggedArray):
+            flat = boxes_list.flat
+            if flat.ndim != 2 or not min_columns <= flat.shape[1] <= max_columns:
+                expected = '[T, 4]' if max_columns == 4 else f'[T, {min_columns}..{max_columns}]'
+                raise ValueError(f'{name}.flat must have shape {expected}, got {tuple(flat.shape)}')
+            self._set(np.array(flat[:, :4], dtype=np.float32), boxes_list.counts, image_sizes, name)
+            return
         arrays = [np.asarray(boxes, dtype=np.float32) for boxes in boxes_list]
         shapes = {a.shape[1:] if a.size else (4,) for a in arrays}
         if not all(len(shape) == 1 and min_columns <= shape[0] <= max_columns for shape in shapes):
@@ -34,13 +42,18 @@ class _Boxes:
             expected = '[N, 4]' if max_columns == 4 else f'[N, {min_columns}..{max_columns}]'
             raise ValueError(f'{name}[{i}] must have shape {expected} (x1, y1, x2, y2'
                              f'{", score" if max_columns > 4 else ""}), got {tuple(arrays[i].shape)}')
-        self.counts = np.array([len(a) if a.size else 0 for a in arrays], dtype=np.int64)
+        counts = np.array([len(a) if a.size else 0 for a in arrays], dtype=np.int64)
         if len(shapes) == 1:  # one column count: slice once, after concatenating
             columns = next(iter(shapes))[0]
             boxes = np.concatenate([a.reshape(-1, columns) for a in arrays])[:, :4] if arrays else None
         else:
             boxes = np.concatenate([a.reshape(-1, a.shape[1] if a.size else 4)[:, :4] for a in arrays])
         boxes = np.ascontiguousarray(boxes) if boxes is not None else np.zeros((0, 4), np.float32)
+        self._set(boxes, counts, image_sizes, name)
+
+    def _set(self, boxes: np.ndarray, counts: np.ndarray, image_sizes: np.ndarray, name: str) -> None:
+        """Takes ``boxes`` (float32 ``[T, 4]``, owned: clipped in place), ``counts`` rows per image."""
+        self.counts = counts
         self.offsets = np.concatenate([[0], np.cumsum(self.counts)])
         bad = ~np.isfinite(boxes).all(axis=1)
         if bad.any():
@@ -48,7 +61,7 @@ class _Boxes:
             image = int(np.searchsorted(self.offsets, row, side='right') - 1)
             raise ValueError(f'{name}[{image}] (image {image}) has a non-finite coordinate in box '
                              f'{row - self.offsets[image]}: {boxes[row].tolist()}')
-        self.image = np.repeat(np.arange(len(arrays)), self.counts)
+        self.image = np.repeat(np.arange(len(counts)), self.counts)
         self.index_in_image = np.arange(len(boxes)) - self.offsets[self.image]
         limits = image_sizes.astype(np.float32)[self.image]
         for column in range(4):
@@ -191,7 +204,8 @@ class ChipGenerator:
 
         Args:
             image_sizes: ``[I, 2]`` (width, height) of the original images, integers >= 1.
-            gt_boxes_list: per image, ``[N_i, 4]`` ground-truth boxes in original pixels.
+            gt_boxes_list: per image, ``[N_i, 4]`` ground-truth boxes in original pixels (a list of
+                arrays or a :class:`RaggedArray`).
             gt_crowd_list: per image, ``[N_i]`` bools; crowd boxes are never targets. None: no crowd.
             seed, epoch: name the stride and the candidate shuffles (the same on every rank).
             progress: show a progress bar.
@@ -384,6 +398,13 @@ class ChipGenerator:
         if len(gt_crowd_list) != len(gt.counts):
             raise ValueError(f'gt_crowd_list must hold one entry per image ({len(gt.counts)}), '
                              f'got {len(gt_crowd_list)}')
+        if isinstance(gt_crowd_list, RaggedArray):
+            wrong = np.flatnonzero(gt_crowd_list.counts != gt.counts)
+            if len(wrong) or gt_crowd_list.flat.ndim != 1:
+                i = int(wrong[0]) if len(wrong) else 0
+                raise ValueError(f'gt_crowd_list[{i}] must hold one flag per box of gt_boxes_list[{i}] '
+                                 f'({gt.counts[i]}), got shape {tuple(gt_crowd_list[i].shape)}')
+            return gt_crowd_list.flat.astype(bool)
         flags = []
         for i, crowd in enumerate(gt_crowd_list):
             array = np.asarray(crowd, dtype=bool).reshape(-1)

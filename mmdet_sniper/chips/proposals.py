@@ -1,14 +1,75 @@
 """Proposals files: a pickle or JSON (any mmengine.fileio backend) mapping each image id to its
-proposals, ``[P, 4]`` or ``[P, 5]`` (x1, y1, x2, y2[, score]) in original-image pixels."""
-from typing import List, Sequence
+proposals, ``[P, 4]`` or ``[P, 5]`` (x1, y1, x2, y2[, score]) in original-image pixels.
+
+Negative chips need only each image's boxes after the NMS that pools the file's test scales. That
+is computed once and kept as a compact cache, read as a memory map: every rank of a node (and of a
+job, where the cache folder is shared) maps the same pages instead of unpickling its own copy.
+"""
+import hashlib
+import json
+import logging
+import os
+import os.path as osp
+import shutil
+from typing import Optional, Sequence
 
 import numpy as np
+from mmengine.logging import print_log
+
+from .cache import cache_lock
+from .ragged import RaggedArray
+
+# Bump when what the cache holds changes, so that older caches are not read.
+PROPOSALS_CACHE_FORMAT = 1
 
 
-def load_proposals(path: str, image_ids: Sequence) -> List[np.ndarray]:
-    """The proposals of each of ``image_ids``, in that order, as float32 ``[P, 4]`` or ``[P, 5]``
-    arrays (an image may have none). The file must hold exactly these images: a file made for another
-    dataset is an error that lists a few ids of each side; malformed arrays name their image."""
+def load_proposals(path: str, image_ids: Sequence, nms_iou: Optional[float] = None,
+                   cache_dir: Optional[str] = None) -> RaggedArray:
+    """The proposals of each of ``image_ids``, in that order, as float32 ``[P_i, 4]`` boxes
+    ``(x1, y1, x2, y2)`` in original pixels (an image may have none), highest score first where
+    ``nms_iou`` pools them.
+
+    The file must hold exactly these images: a file made for another dataset is an error that lists a
+    few ids of each side; malformed arrays name their image.
+
+    Args:
+        path: the proposals file.
+        image_ids: the images, in the order wanted.
+        nms_iou: NMS IoU threshold applied to each image's proposals (needs the score column); None: none,
+            the boxes are kept in the file's order.
+        cache_dir: where the result is cached, for a local ``path``: the first process to need it (under a
+            lock) writes ``proposals-<digest>/`` there, which every later call maps read-only. The digest
+            covers the file's path, size and modification time, ``nms_iou`` and ``image_ids``. None: no
+            cache, the result is held in memory.
+    """
+    if nms_iou is not None and not 0 < nms_iou <= 1:
+        raise ValueError(f'nms_iou must be an IoU in (0, 1] or None, got {nms_iou!r}')
+    image_ids = list(image_ids)
+    if cache_dir is None or not osp.isfile(path):
+        return _read(path, image_ids, nms_iou)
+    folder = osp.join(cache_dir, f'proposals-{_digest(path, image_ids, nms_iou)}')
+    cached = _load_cached(folder, len(image_ids))
+    if cached is not None:
+        return cached
+    os.makedirs(cache_dir, exist_ok=True)
+    with cache_lock(folder + '.lock'):
+        cached = _load_cached(folder, len(image_ids), warn=False)
+        if cached is not None:
+            return cached
+        proposals = _read(path, image_ids, nms_iou)
+        partial = f'{folder}.{os.getpid()}.partial'
+        os.makedirs(partial, exist_ok=True)
+        np.save(osp.join(partial, 'boxes.npy'), proposals.flat)
+        np.save(osp.join(partial, 'offsets.npy'), proposals.offsets)
+        if osp.isdir(folder):  # a broken cache, found by _load_cached
+            shutil.rmtree(folder)
+        os.replace(partial, folder)
+        print_log(f'SNIPER proposals of {path} ({proposals.nbytes / 2**20:.0f} MB after NMS) cached in {folder}',
+                  logger='current')
+    return _load_cached(folder, len(image_ids))
+
+
+def _read(path: str, image_ids: list, nms_iou: Optional[float]) -> RaggedArray:
     from mmengine import fileio
     proposals = fileio.load(path)
     if not isinstance(proposals, dict):
@@ -23,7 +84,7 @@ def load_proposals(path: str, image_ids: Sequence) -> List[np.ndarray]:
                          f'(e.g. {missing[:5]}), {len(unknown)} unknown image ids (e.g. {unknown[:5]})')
     arrays = []
     for i in image_ids:
-        boxes = np.asarray(proposals[i], dtype=np.float32)
+        boxes = np.asarray(proposals.pop(i), dtype=np.float32)  # popped: the file's copy is freed as we go
         if boxes.size == 0:
             boxes = boxes.reshape(0, 5)
         if boxes.ndim != 2 or boxes.shape[1] not in (4, 5):
@@ -31,5 +92,45 @@ def load_proposals(path: str, image_ids: Sequence) -> List[np.ndarray]:
                              f'score]), got {boxes.shape}')
         if not np.isfinite(boxes).all():
             raise ValueError(f'{path}: the proposals of image {i} hold NaN or infinite values')
-        arrays.append(boxes)
-    return arrays
+        if nms_iou is not None and len(boxes):
+            boxes = _suppress_overlapping(boxes, nms_iou, f'{path}: image {i}')
+        arrays.append(boxes[:, :4])
+    return RaggedArray.from_list(arrays, np.float32, (4,))
+
+
+def _suppress_overlapping(proposals: np.ndarray, iou: float, where: str) -> np.ndarray:
+    """One image's proposals after NMS at ``iou``, highest score first."""
+    if proposals.shape[1] != 5:
+        raise ValueError(f'{where}: pooling proposals by NMS needs scores, but they are [P, 4]; set '
+                         'proposals_nms_iou=None to use them as they are')
+    from mmcv.ops import nms
+    _, keep = nms(proposals[:, :4], proposals[:, 4], iou)
+    return proposals[keep]
+
+
+def _digest(path: str, image_ids: list, nms_iou: Optional[float]) -> str:
+    stat = os.stat(path)
+    key = dict(path=osp.abspath(path), size=stat.st_size, mtime_ns=stat.st_mtime_ns, nms_iou=nms_iou,
+               format=PROPOSALS_CACHE_FORMAT)
+    digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode())
+    digest.update(json.dumps([i if isinstance(i, (int, str)) else repr(i) for i in image_ids]).encode())
+    return digest.hexdigest()[:20]
+
+
+def _load_cached(folder: str, num_images: int, warn: bool = True) -> Optional[RaggedArray]:
+    """The cached proposals in ``folder``, mapped read-only; None where there are none, or (with a warning)
+    where they cannot be trusted."""
+    if not osp.isdir(folder):
+        return None
+    try:
+        boxes = np.load(osp.join(folder, 'boxes.npy'), mmap_mode='r')
+        offsets = np.load(osp.join(folder, 'offsets.npy'))
+        if boxes.dtype != np.float32 or boxes.ndim != 2 or boxes.shape[1] != 4 or len(offsets) != num_images + 1:
+            raise ValueError(f'holds {boxes.dtype} boxes of shape {boxes.shape} and {len(offsets)} offsets, not '
+                             f'float32 [T, 4] and {num_images + 1}')
+        return RaggedArray(boxes, offsets)
+    except Exception as error:  # a truncated .npy fails in numpy's header parser or the memory map
+        if warn:
+            print_log(f'SNIPER proposals cache {folder} is unreadable and is made again: {type(error).__name__}: '
+                      f'{error}', logger='current', level=logging.WARNING)
+        return None

@@ -1,6 +1,4 @@
 """The chips of every training epoch of a dataset, and the key that names one chip."""
-import contextlib
-import fcntl
 import hashlib
 import json
 import logging
@@ -12,11 +10,11 @@ import numpy as np
 from mmengine.logging import print_log
 
 import mmdet_sniper
-from mmdet_sniper.chips import ChipGenerator, ChipTable
-from mmdet_sniper.compat import zip_strict
+from mmdet_sniper.chips import ChipGenerator, ChipTable, RaggedArray
+from mmdet_sniper.chips.cache import cache_lock
 
 # Bump when chip generation changes, so that cached chip tables of older versions are not reused.
-CHIP_CACHE_FORMAT = 1
+CHIP_CACHE_FORMAT = 2
 
 
 class ChipKey(NamedTuple):
@@ -62,10 +60,11 @@ class EpochChips:
     Args:
         generator: makes the chips.
         image_sizes: int ``[I, 2]`` (width, height) of the original images.
-        gt_boxes: per image, float32 ``[N, 4]`` ground-truth boxes ``(x1, y1, x2, y2)`` in original pixels.
-        gt_crowd: per image, bool ``[N]``: crowd boxes, never targets.
-        proposals: per image, float32 ``[P, 4 or 5]`` proposals to mine negative chips from; None: positive
-            chips only.
+        gt_boxes: per image, float32 ``[N, 4]`` ground-truth boxes ``(x1, y1, x2, y2)`` in original pixels,
+            as a :class:`RaggedArray` (or a list of arrays, packed into one).
+        gt_crowd: per image, bool ``[N]``: crowd boxes, never targets; likewise.
+        proposals: per image, float32 ``[P, 4]`` proposals to mine negative chips from (a list may hold
+            ``[P, 5]``, the score is not used); None: positive chips only.
         seed: names the chips of every epoch.
         cache_dir: the folder of the cached tables; None: no cache.
         image_names: per image, the name used in reports (e.g. its path).
@@ -76,10 +75,15 @@ class EpochChips:
                  cache_dir: Optional[str], image_names: Sequence[str]):
         self.generator = generator
         self.image_sizes = np.asarray(image_sizes, dtype=np.int64)
-        self.gt_boxes, self.gt_crowd, self.proposals = gt_boxes, gt_crowd, proposals
+        self.gt_boxes = _ragged(gt_boxes, np.float32, (4,))
+        self.gt_crowd = _ragged(gt_crowd, bool)
+        if proposals is not None and not isinstance(proposals, RaggedArray):
+            proposals = [np.asarray(p, np.float32).reshape(-1, np.shape(p)[-1] if np.size(p) else 4)[:, :4]
+                         for p in proposals]
+        self.proposals = None if proposals is None else _ragged(proposals, np.float32, (4,))
         self.seed = seed
         self.cache_dir = cache_dir
-        self.image_names = list(image_names)
+        self.image_names = image_names
         self._digest = self._inputs_digest()
         self._last: Optional[Tuple[int, ChipTable]] = None
         self._reported: set = set()
@@ -108,9 +112,7 @@ class EpochChips:
             table, source = self._generate(epoch), 'generated'
         elif table is None:
             os.makedirs(self.cache_dir, exist_ok=True)
-            # The ranks of a node (and of a job, where the cache folder is shared and supports locks)
-            # make a table once: the first takes the lock and writes it, the others wait and read it.
-            with _locked(f'{path}.lock'):
+            with cache_lock(f'{path}.lock'):
                 table, source = self._load_cached(path, epoch, warn=source != 'unreadable')
                 if table is None:
                     table, source = self._generate(epoch), 'generated'
@@ -167,21 +169,12 @@ class EpochChips:
         settings = dict(self.generator.settings(), seed=self.seed, format=CHIP_CACHE_FORMAT,
                         version=mmdet_sniper.__version__)
         digest.update(json.dumps(settings, sort_keys=True).encode())
-        digest.update(np.ascontiguousarray(self.image_sizes).tobytes())
-        for boxes, crowd in zip_strict(self.gt_boxes, self.gt_crowd):
-            digest.update(np.int64(len(boxes)).tobytes() + boxes.tobytes() + crowd.tobytes())
-        for proposals in self.proposals or []:
-            proposals = np.ascontiguousarray(proposals, dtype=np.float32)
-            digest.update(np.int64(proposals.size).tobytes() + proposals.tobytes())
+        ragged = [self.gt_boxes, self.gt_crowd] + ([self.proposals] if self.proposals is not None else [])
+        # Hashed in place: the proposals may be a memory map of a gigabyte.
+        for array in [self.image_sizes] + [part for r in ragged for part in (r.offsets, r.flat)]:
+            digest.update(np.ascontiguousarray(array))
         return digest.hexdigest()[:20]
 
 
-@contextlib.contextmanager
-def _locked(path: str):
-    """An exclusive ``flock`` on ``path`` (created if needed) while the block runs."""
-    with open(path, 'a') as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+def _ragged(rows, dtype, row_shape: tuple = ()) -> RaggedArray:
+    return rows if isinstance(rows, RaggedArray) else RaggedArray.from_list(rows, dtype, row_shape)

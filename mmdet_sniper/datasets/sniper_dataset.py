@@ -8,9 +8,10 @@ from typing import Optional, Tuple, Union
 import numpy as np
 from mmdet.registry import DATASETS
 from mmengine import fileio
+from mmengine.dataset import BaseDataset
 from mmengine.logging import print_log
 
-from mmdet_sniper.chips import ChipGenerator
+from mmdet_sniper.chips import ChipGenerator, RaggedArray
 from mmdet_sniper.chips.proposals import load_proposals
 from mmdet_sniper.compat import add_note
 from .epoch_chips import ChipKey, EpochChips, default_cache_dir
@@ -57,8 +58,8 @@ class SniperDataset:
             proposals a file holds for several test scales (the authors: 0.7); None: none. Needs the
             score column.
         seed: names the chips of every epoch, the same on every rank.
-        cache_dir: where chip tables are cached; ``'auto'``: ``$XDG_CACHE_HOME/mmdet_sniper/chips``
-            (``~/.cache/...``); None: no cache.
+        cache_dir: where chip tables and the pooled proposals are cached (see :func:`load_proposals`);
+            ``'auto'``: ``$XDG_CACHE_HOME/mmdet_sniper/chips`` (``~/.cache/...``); None: no cache.
         device: where chips are generated (``'cpu'`` or a CUDA device).
         missing_images: what to do with images of the annotation file missing on disk (every image path is
             checked at build time, with ``mmengine.fileio.exists``): ``'error'``, a ``ValueError`` listing
@@ -85,9 +86,10 @@ class SniperDataset:
         if missing_images not in ('error', 'skip'):
             raise ValueError(f"missing_images must be 'error' or 'skip', got {missing_images!r}")
         self.missing_images = missing_images
+        self.cache_dir = default_cache_dir() if cache_dir == 'auto' else cache_dir
         self._read_annotations()
         self.chips = EpochChips(generator, self.image_sizes, self.gt_boxes, self.gt_crowd, self.proposals, seed,
-                                default_cache_dir() if cache_dir == 'auto' else cache_dir, self.image_paths)
+                                self.cache_dir, self.image_paths)
 
     @property
     def metainfo(self) -> dict:
@@ -104,6 +106,12 @@ class SniperDataset:
         source = getattr(self.dataset, 'ann_file', type(self.dataset).__name__)
         empty = ValueError(f'the wrapped dataset holds no images (annotation file {source!r}); there is '
                            'nothing to make chips of')
+        # mmengine serialises data_list at the end of full_init; it is read here first, as it is, and
+        # serialised after the COCO api kept for the report is gone, so the peak stays mmdet's own.
+        serialize = getattr(self.dataset, 'serialize_data', False) and \
+            not getattr(self.dataset, '_fully_initialized', False) and hasattr(self.dataset, '_serialize_data')
+        if serialize:
+            self.dataset.serialize_data = False
         try:
             coco = self._full_init_keeping_coco()
         except json.JSONDecodeError as error:
@@ -115,30 +123,20 @@ class SniperDataset:
             raise
         if len(self.dataset) == 0:
             raise empty
-        infos = []
-        for i in range(len(self.dataset)):
-            info = self.dataset.get_data_info(i)
-            if 'width' not in info or 'height' not in info:
-                raise ValueError(f'image {info.get("img_path", i)} has no width/height in its data info; '
-                                 'SniperDataset needs the image sizes to make chips')
-            instances = info.get('instances', [])
-            infos.append(dict(size=(info['width'], info['height']), img_id=info.get('img_id', i),
-                              img_path=info.get('img_path', str(i)),
-                              boxes=np.array([inst['bbox'] for inst in instances], dtype=np.float32).reshape(-1, 4),
-                              crowd=np.array([bool(inst.get('ignore_flag', 0)) for inst in instances], dtype=bool)))
-        missing = self._drop_missing_images(infos)
-        self._report_unused_annotations(coco, infos, missing)
-        infos = [info for info in infos if info['img_path'] not in missing]
-        self.image_sizes = np.array([info['size'] for info in infos], dtype=np.int64)
-        self.gt_boxes = [info['boxes'] for info in infos]
-        self.gt_crowd = [info['crowd'] for info in infos]
-        self.image_ids = [info['img_id'] for info in infos]
-        self.image_paths = [info['img_path'] for info in infos]
+        images = _ImageAnnotations.read(self.dataset)
+        missing = self._drop_missing_images(images)
+        self._report_unused_annotations(coco, images, missing)
+        del coco
+        images = images.without(missing)
+        if serialize:
+            self.dataset.serialize_data = True
+            self.dataset.data_bytes, self.dataset.data_address = self.dataset._serialize_data()
+        self.image_sizes, self.gt_boxes, self.gt_crowd = images.sizes, images.boxes, images.crowd
+        self.image_ids, self.image_paths = images.ids, images.paths
         self.proposals = None
         if self.proposals_file is not None:
-            self.proposals = load_proposals(self.proposals_file, self.image_ids)
-            if self.proposals_nms_iou is not None:
-                self.proposals = [self._suppress_overlapping(p, i) for i, p in enumerate(self.proposals)]
+            self.proposals = load_proposals(self.proposals_file, self.image_ids.tolist(), self.proposals_nms_iou,
+                                            self.cache_dir)
 
     def _full_init_keeping_coco(self):
         """Loads the wrapped dataset; returns its COCO api object (None for datasets without one).
@@ -166,29 +164,30 @@ class SniperDataset:
             return made[-1]
         return None
 
-    def _drop_missing_images(self, infos: list) -> set:
-        """The paths of the images missing on disk: an error, or with ``missing_images='skip'`` a warning and
-        their removal from the wrapped dataset, so that its indices stay the chips' image indices."""
+    def _drop_missing_images(self, images: '_ImageAnnotations') -> np.ndarray:
+        """Whether each image is missing on disk, bool ``[I]``. Missing images are an error, or with
+        ``missing_images='skip'`` a warning and their removal from the wrapped dataset, so that its indices
+        stay the chips' image indices."""
         backend_args = getattr(self.dataset, 'backend_args', None)
-        missing = [info['img_path'] for info in infos if not fileio.exists(info['img_path'], backend_args)]
+        absent = np.array([not fileio.exists(path, backend_args) for path in images.paths.tolist()], dtype=bool)
+        missing = images.paths[absent].tolist()
         if not missing:
-            return set()
+            return absent
         listed = ', '.join(missing[:10]) + (f' and {len(missing) - 10} more' if len(missing) > 10 else '')
-        if self.missing_images == 'error' or len(missing) == len(infos):
-            advice = ('; set missing_images=\'skip\' to train without them' if len(missing) < len(infos)
+        if self.missing_images == 'error' or len(missing) == len(images.paths):
+            advice = ('; set missing_images=\'skip\' to train without them' if len(missing) < len(images.paths)
                       else ': no image is left to train on')
-            raise ValueError(f'{len(missing)} of the {len(infos)} images of the annotation file are missing: '
+            raise ValueError(f'{len(missing)} of the {len(images.paths)} images of the annotation file are missing: '
                              f'{listed}{advice}')
         if not hasattr(self.dataset, 'get_subset_'):
             raise ValueError(f'missing_images=\'skip\' needs a wrapped dataset with get_subset_ (an mmengine '
                              f'BaseDataset), got {type(self.dataset).__name__}')
-        absent = set(missing)
-        self.dataset.get_subset_([i for i, info in enumerate(infos) if info['img_path'] not in absent])
-        print_log(f'SNIPER skips {len(missing)} of the {len(infos)} images of the annotation file, missing on '
+        self.dataset.get_subset_(np.flatnonzero(~absent).tolist())
+        print_log(f'SNIPER skips {len(missing)} of the {len(images.paths)} images of the annotation file, missing on '
                   f'disk (missing_images=\'skip\'): {listed}', logger='current', level=logging.WARNING)
         return absent
 
-    def _report_unused_annotations(self, coco, infos: list, missing: set) -> None:
+    def _report_unused_annotations(self, coco, images: '_ImageAnnotations', missing: np.ndarray) -> None:
         """Logs every annotation that is no target, by reason, with counts and examples.
 
         mmdet's ``CocoDataset`` skips annotations that are degenerate, outside their image or of another
@@ -203,15 +202,16 @@ class SniperDataset:
 
         crowd = 'crowd (iscrowd=1), kept as ignore regions: never targets'
         if coco is None:
-            for info in infos:
-                for j in np.flatnonzero(info['crowd']):
-                    note(crowd, f'{info["img_path"]} instance {j}')
+            for i in np.flatnonzero(images.crowd.counts > 0).tolist():
+                for j in np.flatnonzero(images.crowd[i]).tolist():
+                    note(crowd, f'{images.paths[i]} instance {j}')
         else:
-            held = {info['img_id']: info for info in infos}
+            held = {image_id: i for i, image_id in enumerate(images.ids.tolist())}
+            boxes_held = images.boxes.counts.tolist()
             cat_ids = set(self.dataset.cat_ids)
             for image_id, anns in coco.imgToAnns.items():
                 image = coco.imgs[image_id]
-                info, kept = held.get(image_id), 0
+                index, kept = held.get(image_id), 0
                 for ann in anns:
                     x1, y1, w, h = ann['bbox']
                     if ann.get('ignore', False):
@@ -224,37 +224,26 @@ class SniperDataset:
                         reason = 'of a category not in the classes'
                     else:
                         kept += 1
-                        if info is None:
+                        if index is None:
                             reason = 'on an image the wrapped dataset left out (filter_cfg or indices)'
-                        elif info['img_path'] in missing:
+                        elif missing[index]:
                             reason = 'on an image missing on disk (missing_images=\'skip\')'
                         elif ann.get('iscrowd', False):
                             reason = crowd
                         else:
                             continue
                     note(reason, f'id {ann["id"]} ({image["file_name"]})')
-                if info is not None and kept > len(info['boxes']):
+                if index is not None and kept > boxes_held[index]:
                     # A dataset class with its own rules (a subclass of CocoDataset) dropped others.
                     note(f'dropped by {type(self.dataset).__name__} for a reason not known here',
-                         f'image {image["file_name"]}', kept - len(info['boxes']))
+                         f'image {image["file_name"]}', kept - boxes_held[index])
         if not reasons:
             return
         lines = [f'{reason}: {count}, e.g. {"; ".join(examples)}' for reason, (count, examples) in reasons.items()]
-        total = len(coco.anns) if coco is not None else sum(len(info['boxes']) for info in infos)
+        total = len(coco.anns) if coco is not None else len(images.boxes.flat)
         print_log(f'SNIPER does not train on these of the {total} annotations of '
                   f'{getattr(self.dataset, "ann_file", type(self.dataset).__name__)}:\n  ' + '\n  '.join(lines),
                   logger='current', level=logging.WARNING)
-
-    def _suppress_overlapping(self, proposals: np.ndarray, image: int) -> np.ndarray:
-        """One image's proposals after NMS at ``proposals_nms_iou``, highest score first."""
-        if len(proposals) == 0:
-            return proposals
-        if proposals.shape[1] != 5:
-            raise ValueError(f'{self.proposals_file}: proposals_nms_iou needs scores, but the proposals of image '
-                             f'{self.image_ids[image]} are [P, 4]; set proposals_nms_iou=None to use them as they are')
-        from mmcv.ops import nms
-        _, keep = nms(proposals[:, :4], proposals[:, 4], self.proposals_nms_iou)
-        return proposals[keep]
 
     def get_data_info(self, key: ChipKey) -> dict:
         """The wrapped dataset's data info of the chip's image, with the chip's fields added."""
@@ -291,3 +280,48 @@ def _check_key(key) -> None:
         hint = (' (a row number means nothing without an epoch: use ChipKey.of(dataset.chips.table(epoch), row, '
                 'epoch))' if isinstance(key, numbers.Integral) else '')
         raise TypeError(f'SniperDataset items are indexed by a ChipKey, got {type(key).__name__}{hint}')
+
+
+class _ImageAnnotations:
+    """What chips are made of, read from every image's data info: sizes, ids, paths, and the boxes and
+    crowd flags of its instances, as a few numpy arrays."""
+
+    def __init__(self, sizes: np.ndarray, ids: np.ndarray, paths: np.ndarray, boxes: RaggedArray,
+                 crowd: RaggedArray):
+        self.sizes, self.ids, self.paths, self.boxes, self.crowd = sizes, ids, paths, boxes, crowd
+
+    @classmethod
+    def read(cls, dataset) -> '_ImageAnnotations':
+        # An unserialised mmengine dataset's get_data_info deep-copies each info; they are only read here.
+        data_list = getattr(dataset, 'data_list', None)
+        plain = isinstance(dataset, BaseDataset) and type(dataset).get_data_info is BaseDataset.get_data_info \
+            and not getattr(dataset, 'serialize_data', False) and isinstance(data_list, list) \
+            and len(data_list) == len(dataset)
+        infos = data_list if plain else (dataset.get_data_info(i) for i in range(len(dataset)))
+        sizes, ids, paths, counts, boxes, crowd = [], [], [], [], [], []
+        for i, info in enumerate(infos):
+            if 'width' not in info or 'height' not in info:
+                raise ValueError(f'image {info.get("img_path", i)} has no width/height in its data info; '
+                                 'SniperDataset needs the image sizes to make chips')
+            instances = info.get('instances', ())
+            sizes.append((info['width'], info['height']))
+            ids.append(info.get('img_id', i))
+            paths.append(info.get('img_path', str(i)))
+            counts.append(len(instances))
+            boxes.extend(instance['bbox'] for instance in instances)
+            crowd.extend(bool(instance.get('ignore_flag', 0)) for instance in instances)
+        offsets = np.concatenate([[0], np.cumsum(np.array(counts, dtype=np.int64))])
+        return cls(np.array(sizes, dtype=np.int64).reshape(-1, 2), np.array(ids), np.array(paths),
+                   RaggedArray(np.array(boxes, dtype=np.float32).reshape(-1, 4), offsets),
+                   RaggedArray(np.array(crowd, dtype=bool), offsets))
+
+    def without(self, dropped: np.ndarray) -> '_ImageAnnotations':
+        """The images but those where ``dropped`` (bool ``[I]``) is set."""
+        if not dropped.any():
+            return self
+        kept = np.flatnonzero(~dropped)
+        rows = np.concatenate([np.arange(self.boxes.offsets[i], self.boxes.offsets[i + 1]) for i in kept] or
+                              [np.zeros(0, np.int64)])
+        offsets = np.concatenate([[0], np.cumsum(self.boxes.counts[kept])])
+        return _ImageAnnotations(self.sizes[kept], self.ids[kept], self.paths[kept], RaggedArray(self.boxes.flat[rows],
+                                 offsets), RaggedArray(self.crowd.flat[rows], offsets))

@@ -1,5 +1,6 @@
 """ChipGenerator against the pure-Python implementation of docs/chip_generation.md, its invariants,
 its edge cases and its errors."""
+import dataclasses
 import importlib.util
 import json
 
@@ -7,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from mmdet_sniper.chips import ChipGenerator, ChipTable
+from mmdet_sniper.chips import ChipGenerator, ChipTable, RaggedArray
 from mmdet_sniper.testing import random_chip_workload
 from . import python_chips
 
@@ -67,6 +68,24 @@ class TestAgreementWithPythonImplementation:
         assert rows(pool) == expected_pool
         assert rows(sampled) == expected_sampled
         assert positive.positive.all() and not pool.positive.any()
+
+    def test_same_chips_from_ragged_arrays(self, rng):
+        # What SniperDataset hands over: every image's boxes in one flat array, images without any among them.
+        workload = random_chip_workload(25, rng, image_size=((60, 900), (60, 900)), boxes_per_image=10,
+                                        side_range=(4, 300), proposals_per_image=150, crowd_fraction=0.15)
+        for i in rng.choice(25, 4, replace=False):
+            workload.gt_boxes[i], workload.gt_crowd[i] = np.zeros((0, 4), np.float32), np.zeros(0, bool)
+            workload.proposals[i] = np.zeros((0, 5), np.float32)
+        packed = dataclasses.replace(workload, gt_boxes=RaggedArray.from_list(workload.gt_boxes, np.float32, (4,)),
+                                     gt_crowd=RaggedArray.from_list(workload.gt_crowd, bool),
+                                     proposals=RaggedArray.from_list(workload.proposals, np.float32, (5,)))
+        seed, epoch = int(rng.integers(1000)), int(rng.integers(5))
+        (positive, pool, sampled), (expected_positive, expected_pool, expected_sampled) = generate_both(
+            packed, COCO, (56, 60), seed, epoch)
+        assert rows(positive) == expected_positive['chips'] and len(positive)
+        assert positive.uncovered_boxes.tolist() == [list(b) for b in expected_positive['uncovered']]
+        assert rows(pool) == expected_pool and len(pool)
+        assert rows(sampled) == expected_sampled
 
     @pytest.mark.parametrize('device', DEVICES)
     def test_dense_negatives_at_every_scale(self, rng, device):

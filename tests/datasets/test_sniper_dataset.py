@@ -237,7 +237,7 @@ def test_proposals_are_pooled_by_nms_on_load_and_can_be_switched_off(coco_root, 
         for j in order:
             if all(iou(raw[j, :4], raw[k, :4]) <= 0.7 for k in kept):
                 kept.append(j)
-        np.testing.assert_array_equal(pooled, raw[kept])
+        np.testing.assert_array_equal(pooled, raw[kept, :4])
     assert len(dataset.proposals[0]) == 0
     assert len(dataset.proposals[1]) < len(proposals[coco['images'][1]['id']])
     # neg_chips_per_image=0, the ablation: the file is not even read.
@@ -268,7 +268,7 @@ def test_malformed_proposals_name_their_image(coco_root, tmp_path, bad, message)
     # Scores are needed to pool by NMS; without them the file is usable as it is.
     proposals[1] = np.array([[10, 10, 50, 50]], np.float32)
     path.write_bytes(pickle.dumps(proposals))
-    with pytest.raises(ValueError, match='proposals_nms_iou needs scores'):
+    with pytest.raises(ValueError, match='NMS needs scores'):
         build(coco_root, tmp_path, proposals_file=str(path), cache_dir=None)
     assert len(build(coco_root, tmp_path, proposals_file=str(path), proposals_nms_iou=None,
                      cache_dir=None).proposals[0]) == 1
