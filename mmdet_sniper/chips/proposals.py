@@ -7,16 +7,14 @@ job, where the cache folder is shared) maps the same pages instead of unpickling
 """
 import hashlib
 import json
-import logging
 import os
 import os.path as osp
-import shutil
 from typing import Optional, Sequence
 
 import numpy as np
 from mmengine.logging import print_log
 
-from .cache import cache_lock
+from .cache import load_or_make
 from .ragged import RaggedArray
 
 # Bump when what the cache holds changes, so that older caches are not read.
@@ -48,25 +46,13 @@ def load_proposals(path: str, image_ids: Sequence, nms_iou: Optional[float] = No
     if cache_dir is None or not osp.isfile(path):
         return _read(path, image_ids, nms_iou)
     folder = osp.join(cache_dir, f'proposals-{_digest(path, image_ids, nms_iou)}')
-    cached = _load_cached(folder, len(image_ids))
-    if cached is not None:
-        return cached
-    os.makedirs(cache_dir, exist_ok=True)
-    with cache_lock(folder + '.lock'):
-        cached = _load_cached(folder, len(image_ids), warn=False)
-        if cached is not None:
-            return cached
-        proposals = _read(path, image_ids, nms_iou)
-        partial = f'{folder}.{os.getpid()}.partial'
-        os.makedirs(partial, exist_ok=True)
-        np.save(osp.join(partial, 'boxes.npy'), proposals.flat)
-        np.save(osp.join(partial, 'offsets.npy'), proposals.offsets)
-        if osp.isdir(folder):  # a broken cache, found by _load_cached
-            shutil.rmtree(folder)
-        os.replace(partial, folder)
+    proposals, made = load_or_make(folder, 'proposals', lambda f: _load_cached(f, len(image_ids)),
+                                   lambda: _read(path, image_ids, nms_iou), _save)
+    if made:
         print_log(f'SNIPER proposals of {path} ({proposals.nbytes / 2**20:.0f} MB after NMS) cached in {folder}',
                   logger='current')
-    return _load_cached(folder, len(image_ids))
+        proposals = _load_cached(folder, len(image_ids))  # every process holds the same map
+    return proposals
 
 
 def _read(path: str, image_ids: list, nms_iou: Optional[float]) -> RaggedArray:
@@ -117,20 +103,17 @@ def _digest(path: str, image_ids: list, nms_iou: Optional[float]) -> str:
     return digest.hexdigest()[:20]
 
 
-def _load_cached(folder: str, num_images: int, warn: bool = True) -> Optional[RaggedArray]:
-    """The cached proposals in ``folder``, mapped read-only; None where there are none, or (with a warning)
-    where they cannot be trusted."""
-    if not osp.isdir(folder):
-        return None
-    try:
-        boxes = np.load(osp.join(folder, 'boxes.npy'), mmap_mode='r')
-        offsets = np.load(osp.join(folder, 'offsets.npy'))
-        if boxes.dtype != np.float32 or boxes.ndim != 2 or boxes.shape[1] != 4 or len(offsets) != num_images + 1:
-            raise ValueError(f'holds {boxes.dtype} boxes of shape {boxes.shape} and {len(offsets)} offsets, not '
-                             f'float32 [T, 4] and {num_images + 1}')
-        return RaggedArray(boxes, offsets)
-    except Exception as error:  # a truncated .npy fails in numpy's header parser or the memory map
-        if warn:
-            print_log(f'SNIPER proposals cache {folder} is unreadable and is made again: {type(error).__name__}: '
-                      f'{error}', logger='current', level=logging.WARNING)
-        return None
+def _save(proposals: RaggedArray, folder: str) -> None:
+    os.makedirs(folder)
+    np.save(osp.join(folder, 'boxes.npy'), proposals.flat)
+    np.save(osp.join(folder, 'offsets.npy'), proposals.offsets)
+
+
+def _load_cached(folder: str, num_images: int) -> RaggedArray:
+    """The cached proposals in ``folder``, mapped read-only; raises where they cannot be trusted."""
+    boxes = np.load(osp.join(folder, 'boxes.npy'), mmap_mode='r')
+    offsets = np.load(osp.join(folder, 'offsets.npy'))
+    if boxes.dtype != np.float32 or boxes.ndim != 2 or boxes.shape[1] != 4 or len(offsets) != num_images + 1:
+        raise ValueError(f'holds {boxes.dtype} boxes of shape {boxes.shape} and {len(offsets)} offsets, not '
+                         f'float32 [T, 4] and {num_images + 1}')
+    return RaggedArray(boxes, offsets)

@@ -11,7 +11,7 @@ from mmengine.logging import print_log
 
 import mmdet_sniper
 from mmdet_sniper.chips import ChipGenerator, ChipTable, RaggedArray
-from mmdet_sniper.chips.cache import cache_lock
+from mmdet_sniper.chips.cache import load_or_make
 
 # Bump when chip generation changes, so that cached chip tables of older versions are not reused.
 CHIP_CACHE_FORMAT = 2
@@ -107,19 +107,12 @@ class EpochChips:
         if self._last is not None and self._last[0] == epoch:
             return self._last[1]
         path = self.cache_path(epoch)
-        table, source = (None, None) if path is None else self._load_cached(path, epoch)
         if path is None:
             table, source = self._generate(epoch), 'generated'
-        elif table is None:
-            os.makedirs(self.cache_dir, exist_ok=True)
-            with cache_lock(f'{path}.lock'):
-                table, source = self._load_cached(path, epoch, warn=source != 'unreadable')
-                if table is None:
-                    table, source = self._generate(epoch), 'generated'
-                    # Readers without the lock see the old file or the whole new one, never a part.
-                    partial = f'{path}.{os.getpid()}.partial'
-                    table.save(partial)
-                    os.replace(partial, path)
+        else:
+            table, made = load_or_make(path, 'chip', lambda p: self._load_cached(p, epoch),
+                                       lambda: self._generate(epoch), ChipTable.save)
+            source = 'generated' if made else f'loaded from {path}'
         if epoch not in self._reported:
             self._reported.add(epoch)
             print_log(f'SNIPER chips of epoch {epoch} ({source}):\n{table.format_summary()}', logger='current')
@@ -127,24 +120,13 @@ class EpochChips:
         self._last = (epoch, table)
         return table
 
-    def _load_cached(self, path: str, epoch: int, warn: bool = True) -> Tuple[Optional[ChipTable], Optional[str]]:
-        """The cached table of ``epoch`` at ``path`` and where it came from; ``(None, None)`` where there
-        is none, ``(None, 'unreadable')`` where it cannot be trusted (with a warning, once: it is made
-        again)."""
-        if not osp.exists(path):
-            return None, None
-        try:
-            table = ChipTable.load(path)
-            made_for, wanted = (table.settings.get('seed'), table.settings.get('epoch'), table.num_images), \
-                (self.seed, epoch, len(self.image_sizes))
-            if made_for != wanted:
-                raise ValueError(f'made for (seed, epoch, images) {made_for}, not {wanted}')
-        except Exception as error:  # a truncated archive fails in zipfile, zlib or numpy
-            if warn:
-                print_log(f'SNIPER chip cache {path} is unreadable and is made again: {type(error).__name__}: '
-                          f'{error}', logger='current', level=logging.WARNING)
-            return None, 'unreadable'
-        return table, f'loaded from {path}'
+    def _load_cached(self, path: str, epoch: int) -> ChipTable:
+        table = ChipTable.load(path)
+        made_for = (table.settings.get('seed'), table.settings.get('epoch'), table.num_images)
+        wanted = (self.seed, epoch, len(self.image_sizes))
+        if made_for != wanted:
+            raise ValueError(f'made for (seed, epoch, images) {made_for}, not {wanted}')
+        return table
 
     def _generate(self, epoch: int) -> ChipTable:
         kwargs = dict(seed=self.seed, epoch=epoch)

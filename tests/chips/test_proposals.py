@@ -9,6 +9,7 @@ import time
 import numpy as np
 import pytest
 
+from mmdet_sniper.chips import cache
 from mmdet_sniper.chips import proposals as proposals_module
 from mmdet_sniper.chips.proposals import load_proposals
 
@@ -44,7 +45,8 @@ def write_proposals(path, rng, image_ids):
 @pytest.fixture
 def logged(monkeypatch):
     messages = []
-    monkeypatch.setattr(proposals_module, 'print_log', lambda message, **kwargs: messages.append(message))
+    for module in (proposals_module, cache):
+        monkeypatch.setattr(module, 'print_log', lambda message, **kwargs: messages.append(message))
     return messages
 
 

@@ -9,8 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from mmdet_sniper.chips import ChipGenerator
-from mmdet_sniper.datasets import epoch_chips
+from mmdet_sniper.chips import ChipGenerator, cache
 from mmdet_sniper.datasets.epoch_chips import EpochChips
 
 GENERATOR = dict(scales=(2.0, 1.0, 256), valid_ranges=((-1, 48), (24, 112), (80, -1)), chip_size=256,
@@ -62,7 +61,7 @@ def test_a_broken_cache_file_is_made_again_with_a_warning(tmp_path, rng, monkeyp
     with open(path, 'wb') as f:
         f.write(broken)
     warnings = []
-    monkeypatch.setattr(epoch_chips, 'print_log',
+    monkeypatch.setattr(cache, 'print_log',
                         lambda message, **kwargs: warnings.append(message) if 'chip cache' in message else None)
     table = epoch_chips_of(inputs, seed, str(tmp_path)).table(1)
     assert len(warnings) == 1 and f'SNIPER chip cache {path} is unreadable and is made again' in warnings[0]
