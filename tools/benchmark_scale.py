@@ -312,6 +312,8 @@ def step_loop(cfg):
     seeded = glob.glob(osp.join(cfg['cache_dir'], '*-epoch0.npz'))
     for path in seeded:
         shutil.copy(path, cache_dir)
+    for path in glob.glob(osp.join(cfg['cache_dir'], 'proposals-*[!k]')):  # the pooled proposals, not the lock
+        shutil.copytree(path, osp.join(cache_dir, osp.basename(path)), dirs_exist_ok=True)
     dataset, build_s = timed(lambda: sniper_dataset(cfg, cache_dir, proposals=cfg['proposals_file'] is not None))
 
     def build_loop(exact):
@@ -335,14 +337,16 @@ def step_proposals(cfg):
     cold, cold_s = timed(lambda: load_proposals(cfg['proposals_file'], image_ids, 0.7, cache_dir))
     cold_peak = peak_rss_kib()
     del cold
+    os.sync()  # the pages just written are clean afterwards, as they are for every later process
     warm, warm_s = timed(lambda: load_proposals(cfg['proposals_file'], image_ids, 0.7, cache_dir))
     checksum = float(np.asarray(warm.flat, dtype=np.float64).sum())  # touches every page of the map
-    memory = memory_mb(os.getpid())
+    memory = mapping_mb(osp.basename(warm.flat.filename) if warm.flat.filename else 'boxes.npy')
     cached_mb = sum(osp.getsize(p) for p in glob.glob(osp.join(cache_dir, 'proposals-*', '*.npy'))) / 2**20
     return dict(time_s=cold_s, cold_s=cold_s, warm_s=warm_s, images=len(warm), checksum=checksum,
                 file_mb=osp.getsize(cfg['proposals_file']) / 2**20, cached_mb=cached_mb,
                 proposals_per_image=len(warm.flat) / max(len(warm), 1), cold_peak_rss_gb=gb(cold_peak),
-                cold_peak_over_start_gb=gb(cold_peak - before), warm_uss_mb=memory['uss'], warm_pss_mb=memory['pss'])
+                cold_peak_over_start_gb=gb(cold_peak - before), mapped_rss_mb=memory['rss'],
+                mapped_dirty_mb=memory['dirty'])
 
 
 def step_negative(cfg):
@@ -375,6 +379,24 @@ def child_pids():
         if int(fields[1]) == me:
             pids.add(int(path.split('/')[2]))
     return sorted(pids)
+
+
+def mapping_mb(name):
+    """Resident and dirty (copied) MB of this process's memory maps of files named ``name``. A read-only
+    map's pages are the page cache's, shared by every process of the node that maps the same file;
+    private dirty pages would be copies of its own (just-written pages the kernel has not flushed yet count
+    as shared dirty, not here)."""
+    totals, current = dict(rss=0.0, dirty=0.0), False
+    with open('/proc/self/smaps') as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) >= 5 and '-' in parts[0] and ':' in parts[3]:  # a mapping's header line
+                current = len(parts) >= 6 and osp.basename(parts[-1]) == name
+            elif current and parts[0] == 'Rss:':
+                totals['rss'] += int(parts[1]) / 1024
+            elif current and parts[0] == 'Private_Dirty:':
+                totals['dirty'] += int(parts[1]) / 1024
+    return totals
 
 
 def memory_mb(pid):
@@ -491,8 +513,8 @@ def notes(name, r):
     if name == 'proposals':
         return (f'load_proposals of {r["images"]} images ({r["file_mb"]:.0f} MB pickle): NMS and cache '
                 f'{r["cold_s"]:.1f} s, peak {r["cold_peak_rss_gb"]:.2f} GB; from the cache {r["warm_s"]:.2f} s, '
-                f'{r["cached_mb"]:.0f} MB mapped ({r["proposals_per_image"]:.0f} per image), USS {r["warm_uss_mb"]:.0f}'
-                f' MB')
+                f'{r["cached_mb"]:.0f} MB on disk ({r["proposals_per_image"]:.0f} per image), mapped: resident '
+                f'{r["mapped_rss_mb"]:.0f} MB, dirty {r["mapped_dirty_mb"]:.0f} MB')
     if name == 'negative':
         return (f'pool {r["pool_s"]:.2f} s + sampling {r["sample_s"]:.3f} s ({r["pool"]} in the pool, {r["negative"]} '
                 f'sampled, {r["proposals_per_image"]:.0f} proposals/image after NMS); positive {r["positive_s"]:.2f} s '
@@ -521,6 +543,9 @@ def main():
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--out', help='JSON of every figure; default: <work-dir>/scale_<images>.json')
     parser.add_argument('--verbose', action='store_true', help="show each step's log")
+    parser.add_argument('--cache-dir', help='the chip cache of an earlier run to reuse (sniper-warm without '
+                        'sniper-cold); default: a new one')
+    parser.add_argument('--write-only', action='store_true', help=argparse.SUPPRESS)
     parser.add_argument('--step', choices=STEPS, help=argparse.SUPPRESS)
     parser.add_argument('--step-config', help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -535,7 +560,15 @@ def main():
     work_dir = osp.abspath(args.work_dir or tempfile.mkdtemp(prefix='sniper_scale_'))
     os.makedirs(work_dir, exist_ok=True)
     print(f'writing {args.images} images into {work_dir} ...', flush=True)
-    data = write_dataset(work_dir, args.images, args.seed, args.proposals)
+    if args.write_only:
+        print(RESULT_PREFIX + json.dumps(write_dataset(work_dir, args.images, args.seed, args.proposals)))
+        return
+    # Written in a child: every step is a child of this process, and a child's peak RSS starts from its
+    # parent's RSS at the fork, which the writing would raise to gigabytes.
+    command = [sys.executable, osp.abspath(__file__), '--images', str(args.images), '--work-dir', work_dir,
+               '--seed', str(args.seed), '--write-only', '--proposals' if args.proposals else '--no-proposals']
+    written = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=True).stdout.splitlines()
+    data = json.loads(next(line for line in written if line.startswith(RESULT_PREFIX))[len(RESULT_PREFIX):])
     print(f'{data["images"]} images ({data["images_with_boxes"]} with boxes), {data["boxes_per_image"]:.2f} boxes per '
           f'image ({data["small"]:.0%} small, {data["medium"]:.0%} medium, {data["large"]:.0%} large, '
           f'{data["crowd"]} crowd); annotations {data["annotation_mb"]:.1f} MB'
@@ -545,7 +578,7 @@ def main():
     # A fresh cache name per run: the cold step must find no table made by an earlier run.
     run_id = f'{os.getpid()}_{int(time.time())}'
     cfg = dict(work_dir=work_dir, proposals_file=osp.join(work_dir, 'proposals.pkl') if args.proposals else None,
-               cache_dir=osp.join(work_dir, f'cache_{run_id}'),
+               cache_dir=osp.abspath(args.cache_dir) if args.cache_dir else osp.join(work_dir, f'cache_{run_id}'),
                loop_cache_dir=osp.join(work_dir, f'cache_loop_{run_id}'),
                epochs=args.epochs, chips=args.chips, workers=args.workers, threads=args.threads)
     results = {}

@@ -116,4 +116,4 @@ def _load_cached(folder: str, num_images: int) -> RaggedArray:
     if boxes.dtype != np.float32 or boxes.ndim != 2 or boxes.shape[1] != 4 or len(offsets) != num_images + 1:
         raise ValueError(f'holds {boxes.dtype} boxes of shape {boxes.shape} and {len(offsets)} offsets, not '
                          f'float32 [T, 4] and {num_images + 1}')
-    return RaggedArray(boxes, offsets)
+    return RaggedArray(boxes, offsets, digest=osp.basename(folder))

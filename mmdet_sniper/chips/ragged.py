@@ -1,5 +1,5 @@
 """Per-image rows of varying count held as one flat array and offsets."""
-from typing import Iterator, Sequence
+from typing import Iterator, Optional, Sequence
 
 import numpy as np
 
@@ -18,15 +18,17 @@ class RaggedArray(Sequence):
     Args:
         flat: ``[T, ...]`` the rows of every image, image by image.
         offsets: int64 ``[I + 1]``, non-decreasing, from 0 to ``T``.
+        digest: a name of the contents where one is known (the key of the cache they were read from),
+            which a digest of the contents may use instead of reading a gigabyte.
     """
 
-    def __init__(self, flat: np.ndarray, offsets: np.ndarray):
+    def __init__(self, flat: np.ndarray, offsets: np.ndarray, digest: Optional[str] = None):
         offsets = np.asarray(offsets, dtype=np.int64)
         if offsets.ndim != 1 or len(offsets) == 0 or offsets[0] != 0 or offsets[-1] != len(flat) \
                 or (np.diff(offsets) < 0).any():
             raise ValueError(f'offsets must be non-decreasing from 0 to the {len(flat)} rows of flat, got '
                              f'{len(offsets)} offsets from {offsets[:1].tolist()} to {offsets[-1:].tolist()}')
-        self.flat, self.offsets = flat, offsets
+        self.flat, self.offsets, self.digest = flat, offsets, digest
 
     @classmethod
     def from_list(cls, arrays: Sequence, dtype, row_shape: tuple = ()) -> 'RaggedArray':

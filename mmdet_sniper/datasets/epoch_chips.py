@@ -152,9 +152,12 @@ class EpochChips:
                         version=mmdet_sniper.__version__)
         digest.update(json.dumps(settings, sort_keys=True).encode())
         ragged = [self.gt_boxes, self.gt_crowd] + ([self.proposals] if self.proposals is not None else [])
-        # Hashed in place: the proposals may be a memory map of a gigabyte.
-        for array in [self.image_sizes] + [part for r in ragged for part in (r.offsets, r.flat)]:
-            digest.update(np.ascontiguousarray(array))
+        for rows in ragged:
+            # Cached proposals are named by their cache key, a gigabyte's map is not read for this.
+            arrays = [rows.digest.encode()] if rows.digest else [rows.offsets, rows.flat]
+            for array in arrays:
+                digest.update(np.ascontiguousarray(array) if isinstance(array, np.ndarray) else array)
+        digest.update(np.ascontiguousarray(self.image_sizes))
         return digest.hexdigest()[:20]
 
 

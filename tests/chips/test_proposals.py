@@ -59,6 +59,8 @@ def test_cached_proposals_are_the_files_after_nms_and_read_from_the_cache(tmp_pa
     cache = tmp_path / 'cache'
     cached = load_proposals(str(tmp_path / 'proposals.pkl'), order, 0.7, str(cache))
     assert isinstance(cached.flat, np.memmap) and not cached.flat.flags.writeable
+    # Named by the cache key, which a chip cache's key uses instead of reading the map.
+    assert cached.digest == os.path.basename(cached.flat.filename.rsplit(os.sep, 1)[0]) and in_memory.digest is None
     assert len(in_memory) == len(cached) == len(order)
     for mine, theirs, want in zip(in_memory, cached, expected):
         np.testing.assert_array_equal(mine, want)
