@@ -1,8 +1,6 @@
 """load_proposals: the file's proposals after NMS, cached once per node and mapped by every process."""
 import os
 import pickle
-import subprocess
-import sys
 import textwrap
 import time
 
@@ -12,6 +10,7 @@ import pytest
 from mmdet_sniper.chips import cache
 from mmdet_sniper.chips import proposals as proposals_module
 from mmdet_sniper.chips.proposals import load_proposals
+from mmdet_sniper.testing.processes import run_together
 
 
 def greedy_nms(boxes, iou):
@@ -132,7 +131,7 @@ CHILD = textwrap.dedent('''
     import os, sys, time
     import numpy as np
     from mmdet_sniper.chips import proposals
-    path, cache, go, out, ready = sys.argv[1:]
+    path, cache, out, go, ready = sys.argv[1:]
     read = []
     original = proposals._read
     proposals._read = lambda *args: read.append(1) or original(*args)
@@ -146,18 +145,9 @@ CHILD = textwrap.dedent('''
 
 
 def test_four_processes_at_once_read_the_file_once_and_share_one_result(tmp_path, rng):
-    path, cache, go = tmp_path / 'proposals.pkl', tmp_path / 'cache', tmp_path / 'go'
+    path, cache = tmp_path / 'proposals.pkl', tmp_path / 'cache'
     write_proposals(path, rng, list(range(1, 401)))
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([root, os.environ.get('PYTHONPATH', '')]))
-    children = [subprocess.Popen([sys.executable, '-c', CHILD, str(path), str(cache), str(go),
-                                  str(tmp_path / f'out{i}.npz'), str(tmp_path / f'ready{i}')], env=env, cwd=root)
-                for i in range(4)]
-    while not all((tmp_path / f'ready{i}').exists() for i in range(4)):
-        assert all(child.poll() is None for child in children), 'a child stopped before it was ready'
-        time.sleep(0.05)
-    go.touch()
-    assert [child.wait(timeout=600) for child in children] == [0] * 4
+    run_together(CHILD, lambda i: [path, cache, tmp_path / f'out{i}.npz'], str(tmp_path))
     reference = load_proposals(str(path), list(range(1, 401)), 0.7)
     reads = []
     for i in range(4):

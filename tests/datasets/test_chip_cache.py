@@ -1,26 +1,16 @@
 """The chip cache shared by the processes of a node: made once, never torn, never trusted when broken."""
 import os
-import random
-import subprocess
-import sys
 import textwrap
-import time
 
 import numpy as np
 import pytest
 
 from mmdet_sniper.chips import ChipGenerator, cache
 from mmdet_sniper.datasets.epoch_chips import EpochChips
+from mmdet_sniper.testing.processes import run_together
 
 GENERATOR = dict(scales=(2.0, 1.0, 256), valid_ranges=((-1, 48), (24, 112), (80, -1)), chip_size=256,
                  chip_stride=(28, 32))
-
-
-@pytest.fixture
-def rng():
-    seed = random.SystemRandom().randrange(2**31)
-    print(f'random seed: {seed}')
-    return np.random.default_rng(seed)
 
 
 def random_images(rng, num_images):
@@ -77,7 +67,7 @@ CHILD = textwrap.dedent('''
     import numpy as np
     from mmdet_sniper.datasets import epoch_chips
     from tests.datasets.test_chip_cache import epoch_chips_of
-    inputs_file, cache_dir, go, out, ready = sys.argv[1:]
+    inputs_file, cache_dir, out, go, ready = sys.argv[1:]
     with np.load(inputs_file) as f:
         sizes, flat, counts, flags = f['sizes'], f['boxes'], f['counts'], f['crowd']
     split = np.cumsum(counts)[:-1]
@@ -98,18 +88,9 @@ def test_four_processes_building_at_once_make_the_table_once_and_read_the_same(t
     sizes, boxes, crowd = inputs
     np.savez(tmp_path / 'inputs.npz', sizes=sizes, boxes=np.concatenate(boxes), crowd=np.concatenate(crowd),
              counts=np.array([len(b) for b in boxes]))
-    cache, go = tmp_path / 'cache', tmp_path / 'go'
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([root, os.environ.get('PYTHONPATH', '')]))
-    children = [subprocess.Popen([sys.executable, '-c', CHILD, str(tmp_path / 'inputs.npz'), str(cache), str(go),
-                                  str(tmp_path / f'out{i}.npz'), str(tmp_path / f'ready{i}')], env=env, cwd=root)
-                for i in range(4)]
+    cache = tmp_path / 'cache'
     # All four start making the table together, once each has imported and read its inputs.
-    while not all((tmp_path / f'ready{i}').exists() for i in range(4)):
-        assert all(child.poll() is None for child in children), 'a child stopped before it was ready'
-        time.sleep(0.05)
-    go.touch()
-    assert [child.wait(timeout=600) for child in children] == [0] * 4
+    run_together(CHILD, lambda i: [tmp_path / 'inputs.npz', cache, tmp_path / f'out{i}.npz'], str(tmp_path))
     reference = epoch_chips_of(inputs, 7, None).table(0)
     sources = []
     for i in range(4):
