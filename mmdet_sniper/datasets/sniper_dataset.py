@@ -319,9 +319,7 @@ class _ImageAnnotations:
         """The images but those where ``dropped`` (bool ``[I]``) is set."""
         if not dropped.any():
             return self
-        kept = np.flatnonzero(~dropped)
-        rows = np.concatenate([np.arange(self.boxes.offsets[i], self.boxes.offsets[i + 1]) for i in kept] or
-                              [np.zeros(0, np.int64)])
+        kept, rows = ~dropped, np.repeat(~dropped, self.boxes.counts)
         offsets = np.concatenate([[0], np.cumsum(self.boxes.counts[kept])])
         return _ImageAnnotations(self.sizes[kept], self.ids[kept], self.paths[kept], RaggedArray(self.boxes.flat[rows],
                                  offsets), RaggedArray(self.crowd.flat[rows], offsets))
