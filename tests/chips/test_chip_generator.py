@@ -234,6 +234,21 @@ class TestBadInput:
         with pytest.raises(ValueError, match='positive must be the chip table of the same images'):
             generator.generate_negative([[641, 480]], [np.zeros((3, 5))], positive)
 
+    def test_bad_ragged_arrays_are_named(self):
+        generator = ChipGenerator()
+        sizes, boxes = [[640, 480], [320, 240]], RaggedArray(np.tile([[0, 0, 10, 10]], (3, 1)), [0, 1, 3])
+        positive = generator.generate_positive(sizes, boxes)
+        with pytest.raises(ValueError, match=r'proposals_list.flat must have shape \[T, 4..5\], got \(4, 6\)'):
+            generator.generate_negative(sizes, RaggedArray(np.zeros((4, 6)), [0, 2, 4]), positive)
+        with pytest.raises(ValueError, match=r'gt_boxes_list.flat must have shape \[T, 4\], got \(3,\)'):
+            generator.generate_positive(sizes, RaggedArray(np.zeros(3), [0, 1, 3]))
+        # One flag too many for image 1, or flags of the wrong shape, name the image.
+        with pytest.raises(ValueError, match=r'gt_crowd_list\[1\] must hold one flag per box of gt_boxes_list\[1\] '
+                                             r'\(2\), got shape \(3,\)'):
+            generator.generate_positive(sizes, boxes, RaggedArray(np.zeros(4, bool), [0, 1, 4]))
+        with pytest.raises(ValueError, match=r'gt_crowd_list\[0\] must hold one flag per box'):
+            generator.generate_positive(sizes, boxes, RaggedArray(np.zeros((3, 1), bool), [0, 1, 3]))
+
     @pytest.mark.parametrize('kwargs,match', [
         (dict(scales=(3.0, 1.667, 600)), 'must be <= chip_size=512'),
         (dict(scales=((1400, 2000), (800, 1280), (-1, -1))), 'at least one bound > 0'),
