@@ -29,10 +29,13 @@ std::tuple<at::Tensor, at::Tensor> assign_boxes_to_chips_cpu(const at::Tensor& b
   // out as separate arrays: the inner loop is branch-free arithmetic on contiguous floats and
   // vectorises. It is best_chip_for_box (what the CUDA kernel runs per box) with the loops swapped:
   // the same intersection_area over iof_denominator, the same strict '>' from 0 keeping the lowest
-  // chip index on ties, so the two pick the same chip.
+  // chip index on ties, so the two pick the same chip. An empty chip holds nothing of any box and is
+  // never picked, so only the others are visited: callers pad items to the most chips of a batch.
   at::parallel_for(0, B, 1, [&](int64_t begin, int64_t end) {
     std::vector<float> x1(N), y1(N), x2(N), y2(N), denominator(N), best_iof(N);
     std::vector<int32_t> best(N);
+    std::vector<int32_t> nonempty;
+    nonempty.reserve(K);
     for (int64_t b = begin; b < end; ++b) {
       const float* item_boxes = box_data + b * N * 4;
       const float* item_chips = chip_data + b * K * 4;
@@ -43,9 +46,14 @@ std::tuple<at::Tensor, at::Tensor> assign_boxes_to_chips_cpu(const at::Tensor& b
         best_iof[n] = 0.f;
         best[n] = -1;
       }
+      nonempty.clear();
       for (int64_t k = 0; k < K; ++k) {
-        const float* chip = item_chips + k * 4;
-        const int32_t chip_k = static_cast<int32_t>(k);
+        if (box_area(item_chips + k * 4) > 0.f) {
+          nonempty.push_back(static_cast<int32_t>(k));
+        }
+      }
+      for (const int32_t chip_k : nonempty) {
+        const float* chip = item_chips + chip_k * 4;
         for (int64_t n = 0; n < N; ++n) {
           const float box[4] = {x1[n], y1[n], x2[n], y2[n]};
           const float iof = intersection_area(chip, box) / denominator[n];

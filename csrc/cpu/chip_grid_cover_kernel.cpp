@@ -3,6 +3,7 @@
 #include <torch/library.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <vector>
 
@@ -17,110 +18,208 @@ namespace {
 // that leaves a full window inside the image, then the window flush with the far edge, so every
 // pixel is reachable. A window spans the whole axis where the image is smaller than a chip.
 struct Axis {
-  std::vector<int64_t> starts;  // ascending
+  std::vector<int64_t> starts;  // ascending: the stride's multiples, then the flush window
   int64_t extent = 0;
+  int64_t stride = 1;
 
-  void build(int64_t size, int64_t chip_size, int64_t stride) {
+  void build(int64_t size, int64_t chip_size, int64_t grid_stride) {
     starts.clear();
-    for (int64_t x = 0; x < size - chip_size; x += stride) {
+    for (int64_t x = 0; x < size - chip_size; x += grid_stride) {
       starts.push_back(x);
     }
     starts.push_back(std::max<int64_t>(size - chip_size, 0));
     extent = std::min(chip_size, size);
+    stride = grid_stride;
   }
 
   // [first, last) of the windows that can hold [lo, hi] up to `slack` pixels: a superset of those
   // passing the exact iof test, which is then applied to each.
   std::pair<int64_t, int64_t> holding(double lo, double hi, double slack) const {
-    const auto first = std::lower_bound(starts.begin(), starts.end(), hi - slack - static_cast<double>(extent),
-                                        [](int64_t s, double v) { return static_cast<double>(s) < v; });
-    const auto last = std::upper_bound(starts.begin(), starts.end(), lo + slack,
-                                       [](double v, int64_t s) { return v < static_cast<double>(s); });
-    return {first - starts.begin(), std::max(first, last) - starts.begin()};
+    const double left = hi - slack - static_cast<double>(extent), right = lo + slack;
+    const int64_t first = first_start(left, [left](double s) { return s >= left; });
+    const int64_t last = first_start(right, [right](double s) { return s > right; });
+    return {first, std::max(first, last)};
+  }
+
+ private:
+  // The first window whose start satisfies `reached`, a threshold test at `bound` (false below it,
+  // true above), or starts.size(). This runs for every box: the multiples are found by division
+  // rather than a search, then settled by the exact test, from which division may be one off.
+  template <typename Reached>
+  int64_t first_start(double bound, Reached reached) const {
+    const int64_t multiples = static_cast<int64_t>(starts.size()) - 1;
+    const double guess = std::ceil(bound / static_cast<double>(stride));
+    int64_t i = guess <= 0.0 ? 0 : guess >= static_cast<double>(multiples) ? multiples : static_cast<int64_t>(guess);
+    while (i > 0 && reached(static_cast<double>((i - 1) * stride))) {
+      --i;
+    }
+    while (i < multiples && !reached(static_cast<double>(i * stride))) {
+      ++i;
+    }
+    if (i < multiples) {
+      return i;
+    }
+    return reached(static_cast<double>(starts[multiples])) ? multiples : multiples + 1;
+  }
+};
+
+// A box's covering candidates: the rectangle of windows wholly holding it, [ix0, ix1) x [iy0, iy1)
+// (empty where ix0 == ix1 or iy0 == iy1), and the rim windows around it that hold all but a fraction
+// of it that min_iof forgives, listed one by one.
+struct Cover {
+  int64_t ix0, ix1, iy0, iy1;
+  int64_t rim_begin, rim_end;  // into Scratch::rim
+
+  bool holds(int64_t ix, int64_t iy, const std::vector<int64_t>& rim, int64_t k) const {
+    return (ix0 <= ix && ix < ix1 && iy0 <= iy && iy < iy1) ||
+           std::binary_search(rim.begin() + rim_begin, rim.begin() + rim_end, k);
   }
 };
 
 // Per-thread buffers, reused across the batch items of a thread so that an item allocates nothing.
 struct Scratch {
   Axis xs, ys;
-  std::vector<int32_t> counts;      // [K] uncovered boxes each candidate covers; zero between items
-  std::vector<uint64_t> priority;   // [K] shuffle priority, set for touched candidates only
-  std::vector<int64_t> touched;     // candidates covering at least one box
-  std::vector<int64_t> alive;       // touched candidates still able to reach min_count
-  std::vector<int64_t> covered_by;  // flat lists of the candidates covering each box, ascending
-  std::vector<int64_t> offsets;     // [N + 1] into covered_by
+  std::vector<Cover> covers;      // [N]
+  std::vector<int64_t> uncovered; // the non-empty boxes no pick has covered yet
+  std::vector<int64_t> rim;       // the rim windows of every box, ascending within a box
+  std::vector<int32_t> diff;      // [(ny + 1) * (nx + 1)] 2-D difference array of the uncovered boxes' rectangles
+  std::vector<int32_t> rim_count; // [K] uncovered boxes each candidate holds as a rim window
+  std::vector<int32_t> column;    // [nx] running column sums of one counting pass
+  std::vector<uint8_t> x_near, y_near;  // per window of the box's holding range: may pass the iof test
 };
 
+// The fraction of the box a window can hold at most given its overlap along one axis only, computed
+// with the float operations of chip_box_iof: its overlap on the other axis is at most the box's own
+// extent there, so a window below the threshold on either axis fails it.
+inline float axis_bound(float overlap, float other_extent, float denominator) {
+  return overlap * other_extent / denominator;
+}
+
 // The greedy cover of docs/chip_generation.md (sections 5-6) for one batch item. The candidates form a
-// grid, so the chips that can hold a box are a small rectangle of it found by binary search: the work
-// is proportional to the (box, covering chip) pairs, not to all chips times all boxes.
+// grid and the windows wholly holding a box are a rectangle of it, so each box adds a rectangle to a
+// 2-D difference array and every candidate's count of uncovered boxes is one prefix-sum pass over the
+// grid: the work is proportional to the boxes plus the candidates, per pick, not to the (box, window)
+// pairs. Windows that hold a box only up to the min_iof slack are few and are counted one by one.
 void grid_cover_one_item(const float* boxes, int64_t N, int64_t width, int64_t height, uint64_t key, int64_t chip_size,
                          int64_t stride, double min_iof, int64_t min_count, Scratch& s, float* out_chips,
                          int64_t* out_pick) {
   s.xs.build(width, chip_size, stride);
   s.ys.build(height, chip_size, stride);
   const int64_t nx = static_cast<int64_t>(s.xs.starts.size());
-  const int64_t K = nx * static_cast<int64_t>(s.ys.starts.size());
-  if (static_cast<int64_t>(s.counts.size()) < K) {
-    s.counts.resize(K, 0);
-    s.priority.resize(K);
-  }
+  const int64_t ny = static_cast<int64_t>(s.ys.starts.size());
   // The comparison the chip_coverage op's callers make: a float32 iof against a float32 threshold.
   const float threshold = static_cast<float>(min_iof);
-  s.touched.clear();
-  s.covered_by.clear();
-  s.offsets.assign(N + 1, 0);
+  s.covers.resize(N);
+  s.uncovered.clear();
+  s.rim.clear();
+  s.diff.assign((nx + 1) * (ny + 1), 0);
+  s.rim_count.assign(nx * ny, 0);
+  // The rectangle of the grid any box reaches; the counting passes visit only it.
+  int64_t rx0 = nx, rx1 = 0, ry0 = ny, ry1 = 0;
+  auto add_rectangle = [&](const Cover& c, int32_t sign) {
+    s.diff[c.iy0 * (nx + 1) + c.ix0] += sign;
+    s.diff[c.iy0 * (nx + 1) + c.ix1] -= sign;
+    s.diff[c.iy1 * (nx + 1) + c.ix0] -= sign;
+    s.diff[c.iy1 * (nx + 1) + c.ix1] += sign;
+  };
   float chip[4];
   for (int64_t n = 0; n < N; ++n) {
     const float* box = boxes + n * 4;
-    s.offsets[n] = static_cast<int64_t>(s.covered_by.size());
+    Cover& c = s.covers[n];
+    c = Cover{0, 0, 0, 0, static_cast<int64_t>(s.rim.size()), static_cast<int64_t>(s.rim.size())};
     if (!(box[2] > box[0] && box[3] > box[1])) {
       continue;
     }
+    s.uncovered.push_back(n);
     const double slack_x = (1.0 - min_iof) * (box[2] - box[0]) + 1.0;
     const double slack_y = (1.0 - min_iof) * (box[3] - box[1]) + 1.0;
-    const auto [ix0, ix1] = s.xs.holding(box[0], box[2], slack_x);
-    const auto [iy0, iy1] = s.ys.holding(box[1], box[3], slack_y);
-    for (int64_t iy = iy0; iy < iy1; ++iy) {
+    const auto [hx0, hx1] = s.xs.holding(box[0], box[2], slack_x);
+    const auto [hy0, hy1] = s.ys.holding(box[1], box[3], slack_y);
+    const float denominator = iof_denominator(box);
+    // Along each axis the windows holding the box's whole extent are contiguous (the starts ascend);
+    // the others of the holding range may still pass with the rest of the box inside.
+    auto scan = [&](const Axis& axis, int64_t h0, int64_t h1, float lo, float hi, float other_extent,
+                    std::vector<uint8_t>& near, int64_t& in0, int64_t& in1) {
+      near.assign(h1 - h0, 0);
+      in0 = h1;
+      in1 = h1;
+      for (int64_t i = h0; i < h1; ++i) {
+        const float a = static_cast<float>(axis.starts[i]);
+        const float b = static_cast<float>(axis.starts[i] + axis.extent);
+        if (a <= lo && hi <= b) {
+          in0 = std::min(in0, i);
+          in1 = i + 1;
+          near[i - h0] = 1;
+        } else {
+          const float overlap = max_of(min_of(b, hi) - max_of(a, lo), 0.f);
+          near[i - h0] = axis_bound(overlap, other_extent, denominator) >= threshold;
+        }
+      }
+      if (in0 == h1) {
+        in1 = in0;
+      }
+    };
+    int64_t ix0, ix1, iy0, iy1;
+    scan(s.xs, hx0, hx1, box[0], box[2], box[3] - box[1], s.x_near, ix0, ix1);
+    scan(s.ys, hy0, hy1, box[1], box[3], box[2] - box[0], s.y_near, iy0, iy1);
+    if (ix0 < ix1 && iy0 < iy1) {
+      c.ix0 = ix0, c.ix1 = ix1, c.iy0 = iy0, c.iy1 = iy1;
+      add_rectangle(c, 1);
+      rx0 = std::min(rx0, ix0), rx1 = std::max(rx1, ix1), ry0 = std::min(ry0, iy0), ry1 = std::max(ry1, iy1);
+    }
+    // The rim: windows near the box on both axes but not wholly holding it. Where min_iof forgives
+    // less than a pixel (the usual case) the near windows are the holding ones and there is none.
+    for (int64_t iy = hy0; iy < hy1; ++iy) {
+      if (!s.y_near[iy - hy0]) {
+        continue;
+      }
       chip[1] = static_cast<float>(s.ys.starts[iy]);
       chip[3] = static_cast<float>(s.ys.starts[iy] + s.ys.extent);
-      const bool inside_y = chip[1] <= box[1] && box[3] <= chip[3];
-      for (int64_t ix = ix0; ix < ix1; ++ix) {
+      const bool inside_y = iy0 <= iy && iy < iy1;
+      for (int64_t ix = hx0; ix < hx1; ++ix) {
+        if (inside_y && ix == ix0) {
+          ix = ix1 - 1;  // skip the windows wholly holding the box
+          continue;
+        }
+        if (!s.x_near[ix - hx0]) {
+          continue;
+        }
         chip[0] = static_cast<float>(s.xs.starts[ix]);
         chip[2] = static_cast<float>(s.xs.starts[ix] + s.xs.extent);
-        // A box wholly inside has an iof of exactly 1 (its intersection is computed as its own
-        // area), so only the windows at the rim of the rectangle need the arithmetic.
-        const bool inside = inside_y && chip[0] <= box[0] && box[2] <= chip[2];
-        if (inside || chip_box_iof(chip, box) >= threshold) {
+        if (chip_box_iof(chip, box) >= threshold) {
           const int64_t k = iy * nx + ix;
-          s.covered_by.push_back(k);
-          if (s.counts[k]++ == 0) {
-            s.touched.push_back(k);
-            s.priority[k] = splitmix64_nth(key, static_cast<uint64_t>(k));
-          }
+          s.rim.push_back(k);
+          ++s.rim_count[k];
+          rx0 = std::min(rx0, ix), rx1 = std::max(rx1, ix + 1), ry0 = std::min(ry0, iy), ry1 = std::max(ry1, iy + 1);
         }
       }
     }
+    c.rim_end = static_cast<int64_t>(s.rim.size());
   }
-  s.offsets[N] = static_cast<int64_t>(s.covered_by.size());
 
-  s.alive = s.touched;
   for (int64_t pick = 0;; ++pick) {
-    // The most uncovered boxes wins; ties go to the earliest candidate in the shuffled order.
+    // One prefix-sum pass gives each candidate its uncovered boxes. The most wins; ties go to the
+    // earliest candidate in the shuffled order, then to the lowest index.
     int64_t best = -1;
-    size_t kept = 0;
-    for (const int64_t k : s.alive) {
-      if (s.counts[k] < min_count) {
-        continue;  // counts only fall: this candidate is out for good
-      }
-      s.alive[kept++] = k;
-      if (best < 0 || s.counts[k] > s.counts[best] ||
-          (s.counts[k] == s.counts[best] &&
-           (s.priority[k] < s.priority[best] || (s.priority[k] == s.priority[best] && k < best)))) {
-        best = k;
+    int32_t best_count = 0;
+    uint64_t best_priority = 0;
+    s.column.assign(nx, 0);
+    for (int64_t iy = ry0; iy < ry1; ++iy) {
+      int32_t row = 0;
+      for (int64_t ix = rx0; ix < rx1; ++ix) {
+        row += s.diff[iy * (nx + 1) + ix];
+        s.column[ix] += row;
+        const int64_t k = iy * nx + ix;
+        const int32_t count = s.column[ix] + s.rim_count[k];
+        if (count < min_count || count < best_count) {
+          continue;
+        }
+        const uint64_t priority = splitmix64_nth(key, static_cast<uint64_t>(k));
+        if (count > best_count || priority < best_priority) {
+          best = k, best_count = count, best_priority = priority;
+        }
       }
     }
-    s.alive.resize(kept);
     if (best < 0) {
       break;
     }
@@ -130,20 +229,22 @@ void grid_cover_one_item(const float* boxes, int64_t N, int64_t width, int64_t h
     out[1] = static_cast<float>(s.ys.starts[iy]);
     out[2] = static_cast<float>(s.xs.starts[ix] + s.xs.extent);
     out[3] = static_cast<float>(s.ys.starts[iy] + s.ys.extent);
-    for (int64_t n = 0; n < N; ++n) {
-      const auto first = s.covered_by.begin() + s.offsets[n];
-      const auto last = s.covered_by.begin() + s.offsets[n + 1];
-      if (out_pick[n] >= 0 || !std::binary_search(first, last, best)) {
+    size_t kept = 0;
+    for (const int64_t n : s.uncovered) {
+      const Cover& c = s.covers[n];
+      if (!c.holds(ix, iy, s.rim, best)) {
+        s.uncovered[kept++] = n;
         continue;
       }
       out_pick[n] = pick;
-      for (auto it = first; it != last; ++it) {
-        --s.counts[*it];
+      if (c.ix0 < c.ix1) {
+        add_rectangle(c, -1);
+      }
+      for (int64_t r = c.rim_begin; r < c.rim_end; ++r) {
+        --s.rim_count[s.rim[r]];
       }
     }
-  }
-  for (const int64_t k : s.touched) {
-    s.counts[k] = 0;
+    s.uncovered.resize(kept);
   }
 }
 
