@@ -4,8 +4,12 @@ mined from proposals (docs/chip_generation.md).
 Images are processed in batches: the boxes of every (image, scale) pair of a batch are padded into
 one tensor and go through the ops together, so the per-image Python cost is a few array slices.
 """
-from dataclasses import dataclass, replace
-from typing import Iterator, List, Optional, Sequence, Tuple, Union
+import multiprocessing
+import os
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Callable, Iterator, List, NamedTuple, Optional, Sequence, Tuple, TypeVar, Union
 
 import numpy as np
 import torch
@@ -19,14 +23,23 @@ from .table import ChipTable, concat_rows
 # Streams of the SplitMix64 keys (docs/chip_generation.md, section 3).
 POSITIVE_STREAM, NEGATIVE_STREAM, SAMPLING_STREAM = 0, 1, 2
 
+# A call goes to forked workers only where each gets this many batches: fewer do not repay the fork.
+BATCHES_PER_WORKER = 4
+
+T = TypeVar('T')
+
 
 class _Boxes:
-    """Ragged per-image boxes as one flat float32 ``[T, 4]`` array, clipped to their images."""
+    """Ragged per-image boxes as one flat float32 ``[T, 4]`` array, clipped to their images.
+
+    They may be the boxes of images ``first_image ..`` of a call only; ``image`` then counts from
+    ``first_image``'s entry, errors name the call's images.
+    """
 
     def __init__(self, boxes_list: Sequence, image_sizes: np.ndarray, name: str, min_columns: int = 4,
-                 max_columns: int = 4):
-        if len(boxes_list) != len(image_sizes):
-            raise ValueError(f'{name} must hold one entry per image ({len(image_sizes)}), got {len(boxes_list)}')
+                 max_columns: int = 4, first_image: int = 0):
+        _check_per_image(boxes_list, len(image_sizes), name)
+        self.first_image = first_image
         if isinstance(boxes_list, RaggedArray):
             flat = boxes_list.flat
             if flat.ndim != 2 or not min_columns <= flat.shape[1] <= max_columns:
@@ -40,7 +53,7 @@ class _Boxes:
             i = next(i for i, a in enumerate(arrays)
                      if a.size and (a.ndim != 2 or not min_columns <= a.shape[1] <= max_columns))
             expected = '[N, 4]' if max_columns == 4 else f'[N, {min_columns}..{max_columns}]'
-            raise ValueError(f'{name}[{i}] must have shape {expected} (x1, y1, x2, y2'
+            raise ValueError(f'{name}[{first_image + i}] must have shape {expected} (x1, y1, x2, y2'
                              f'{", score" if max_columns > 4 else ""}), got {tuple(arrays[i].shape)}')
         counts = np.array([len(a) if a.size else 0 for a in arrays], dtype=np.int64)
         if len(shapes) == 1:  # one column count: slice once, after concatenating
@@ -55,17 +68,16 @@ class _Boxes:
         """Takes ``boxes`` (float32 ``[T, 4]``, owned: clipped in place), ``counts`` rows per image."""
         self.counts = counts
         self.offsets = np.concatenate([[0], np.cumsum(self.counts)])
-        bad = ~np.isfinite(boxes).all(axis=1)
-        if bad.any():
-            row = int(np.flatnonzero(bad)[0])
+        if not np.isfinite(boxes).all():
+            row = int(np.flatnonzero(~np.isfinite(boxes).all(axis=1))[0])
             image = int(np.searchsorted(self.offsets, row, side='right') - 1)
-            raise ValueError(f'{name}[{image}] (image {image}) has a non-finite coordinate in box '
+            raise ValueError(f'{name}[{self.first_image + image}] (image {self.first_image + image}) has a '
+                             f'non-finite coordinate in box '
                              f'{row - self.offsets[image]}: {boxes[row].tolist()}')
         self.image = np.repeat(np.arange(len(counts)), self.counts)
         self.index_in_image = np.arange(len(boxes)) - self.offsets[self.image]
-        limits = image_sizes.astype(np.float32)[self.image]
-        for column in range(4):
-            np.clip(boxes[:, column], 0, limits[:, column % 2], out=boxes[:, column])
+        limits = np.repeat(np.tile(image_sizes, 2).astype(np.float32), counts, axis=0)
+        np.clip(boxes, 0, limits, out=boxes)
         self.boxes = boxes
 
     def extend(self, other: '_Boxes', keep: np.ndarray) -> None:
@@ -86,7 +98,19 @@ class _Boxes:
         self.index_in_image = np.arange(len(boxes)) - offsets[self.image]
 
     def rows_of_images(self, start: int, stop: int) -> slice:
-        return slice(int(self.offsets[start]), int(self.offsets[stop]))
+        """The rows of the call's images ``start .. stop - 1``."""
+        return slice(int(self.offsets[start - self.first_image]), int(self.offsets[stop - self.first_image]))
+
+
+def _check_per_image(values: Sequence, num_images: int, name: str) -> None:
+    if len(values) != num_images:
+        raise ValueError(f'{name} must hold one entry per image ({num_images}), got {len(values)}')
+
+
+def _images(values: Sequence, start: int, stop: int) -> Sequence:
+    """The entries of images ``start .. stop - 1`` of a per-image sequence, without copying a
+    :class:`RaggedArray`'s rows."""
+    return values.images(start, stop) if isinstance(values, RaggedArray) else values[start:stop]
 
 
 @dataclass(frozen=True)
@@ -118,30 +142,73 @@ class _ImageBatch:
     @property
     def image(self) -> np.ndarray:
         """int64 ``[E]``: the image of each of :attr:`boxes`."""
-        return self.all_boxes.image[self.rows]
+        return self.all_boxes.image[self.rows] + self.all_boxes.first_image
+
+    def at_scales(self, valid: np.ndarray) -> List['_AtScale']:
+        """Per scale, the boxes ``valid[s]`` marks there, in the scaled image's pixels and padded per
+        image, as the ops take them."""
+        boxes, image = self.boxes, self.image
+        out = []
+        for s in range(valid.shape[0]):
+            rows = np.flatnonzero(valid[s])
+            box_image = image[rows]
+            # Per box, one gather from a small table of the batch's images: (sx, sy, sx, sy, Ws, Hs, Ws, Hs).
+            geometry = np.concatenate([np.tile(self.factors[self.start:self.stop, s], 2),
+                                       np.tile(self.scaled_sizes[self.start:self.stop, s], 2).astype(np.float32)], 1)
+            per_box = geometry[box_image - self.start]
+            padded, place = _pack(box_image - self.start, _scaled(boxes[rows], per_box[:, :4], per_box[:, 4:]),
+                                  self.num_images)
+            out.append(_AtScale(rows, box_image, per_box[:, :2], padded, place))
+        return out
+
+    def per_box(self, per_image: np.ndarray) -> np.ndarray:
+        """``per_image`` (``[I, ...]``, rows of the call's images) repeated for each of :attr:`boxes`."""
+        first = self.all_boxes.first_image
+        counts = self.all_boxes.counts[self.start - first:self.stop - first]
+        return np.repeat(per_image[self.start:self.stop], counts, axis=0)
+
+
+class _AtScale(NamedTuple):
+    """Some of a batch's boxes at one scale: their rows in the batch, their images (the call's
+    indices), their images' float32 scale factors ``[E_s, 2]``, and the boxes in the scaled image's
+    pixels padded per image of the batch (float32 ``[n, W, 4]``, empty rows as padding) with each
+    box's place in ``padded.reshape(-1, 4)``."""
+    rows: np.ndarray
+    image: np.ndarray
+    factors: np.ndarray
+    padded: np.ndarray
+    place: np.ndarray
+
+    def drop(self, boxes: np.ndarray) -> None:
+        """Empties the rows of the ``boxes`` (a mask of :attr:`rows`), which the ops then skip as padding."""
+        self.padded.reshape(-1, 4)[self.place[boxes]] = 0
 
 
 def _pack(item_of: np.ndarray, values: np.ndarray, num_items: int) -> Tuple[np.ndarray, np.ndarray]:
     """Pads per-item rows into ``[num_items, max_rows, ...]`` (zeros, i.e. empty boxes, as padding),
-    keeping each item's rows in their order. Returns the padded array and each row's position."""
+    keeping each item's rows in their order. Returns the padded array and each row's place in it as
+    an index of its first two dimensions flattened."""
     counts = np.bincount(item_of, minlength=num_items)
     starts = np.cumsum(counts) - counts
+    width = int(counts.max(initial=0))
     if np.all(item_of[1:] >= item_of[:-1]):
         position = np.arange(len(item_of)) - starts[item_of]
     else:
         order = np.argsort(item_of, kind='stable')
         position = np.empty(len(item_of), dtype=np.int64)
         position[order] = np.arange(len(item_of)) - starts[item_of[order]]
-    padded = np.zeros((num_items, int(counts.max(initial=0))) + values.shape[1:], dtype=values.dtype)
-    padded[item_of, position] = values
-    return padded, position
+    place = item_of * width + position
+    padded = np.zeros((num_items * width,) + values.shape[1:], dtype=values.dtype)
+    padded[place] = values  # one flat index: faster than indexing two dimensions
+    return padded.reshape((num_items, width) + values.shape[1:]), place
 
 
 def _scaled(boxes: np.ndarray, factors: np.ndarray, sizes: np.ndarray) -> np.ndarray:
-    """Boxes in the scaled image: each coordinate times its axis's float32 factor, in float32, then
-    clipped to the scaled image: ``W * sx`` can round past ``Ws`` by more than ``min_iof`` forgives
-    a narrow box on the far border."""
-    return np.minimum(boxes * np.tile(factors, 2), np.tile(sizes, 2).astype(np.float32))
+    """Boxes in the scaled image: each coordinate times its axis's float32 factor (``factors``
+    ``[E, 4]``: sx, sy, sx, sy), in float32, then clipped to the scaled image (``sizes`` ``[E, 4]``: Ws,
+    Hs, Ws, Hs): ``W * sx`` can round past ``Ws`` by more than ``min_iof`` forgives a narrow box on
+    the far border."""
+    return np.minimum(boxes * factors, sizes)
 
 
 class ChipGenerator:
@@ -158,6 +225,11 @@ class ChipGenerator:
         neg_chips_per_image: negative chips drawn per image and epoch from its pool.
         device: where the ops run, ``'cpu'`` or a CUDA device.
         images_per_batch: images whose boxes go through the ops together; bounds memory.
+        workers: processes that share the batches of a large call on the CPU (forked, so that they read
+            the inputs without a copy); the result is the same for any number. None: one per CPU this
+            process may use, at most 8. Calls of fewer than ``BATCHES_PER_WORKER`` batches per worker,
+            on CUDA, inside a daemonic process (a data loader worker) or where ``fork`` is not
+            available, run in this process.
     """
 
     def __init__(self, scales: Sequence[ScaleSpec] = (3.0, 1.667, 512),
@@ -165,7 +237,7 @@ class ChipGenerator:
                  chip_size: int = 512, chip_stride: Union[int, Tuple[int, int]] = (56, 60),
                  min_iof: float = 1 - 1e-6, neg_thresholds: Tuple[int, int] = (25, 10),
                  neg_chips_per_image: int = 2, device: Union[str, torch.device] = 'cpu',
-                 images_per_batch: int = 256):
+                 images_per_batch: int = 256, workers: Optional[int] = None):
         self.pyramid = ScalePyramid(scales, valid_ranges, chip_size)
         check_chip_stride(chip_stride, chip_size)
         if not 0 < min_iof <= 1:
@@ -176,6 +248,8 @@ class ChipGenerator:
             raise ValueError(f'neg_chips_per_image must be >= 0, got {neg_chips_per_image}')
         if images_per_batch < 1:
             raise ValueError(f'images_per_batch must be >= 1, got {images_per_batch}')
+        if workers is not None and (not isinstance(workers, int) or workers < 1):
+            raise ValueError(f'workers must be an int >= 1 or None (one per CPU, at most 8), got {workers!r}')
         self.chip_size = chip_size
         self.chip_stride = tuple(chip_stride) if isinstance(chip_stride, (tuple, list)) else chip_stride
         self.min_iof = min_iof
@@ -183,6 +257,7 @@ class ChipGenerator:
         self.neg_chips_per_image = neg_chips_per_image
         self.device = torch.device(device)
         self.images_per_batch = images_per_batch
+        self.workers = workers if workers is not None else min(8, _usable_cpus())
 
     @property
     def num_scales(self) -> int:
@@ -218,18 +293,19 @@ class ChipGenerator:
         crowd = self._crowd_flags(gt_crowd_list, gt)
         stride = self.epoch_stride(seed, epoch)
         scaled_sizes, factors = self.pyramid.geometry(sizes)
-        parts, uncovered, without_scale = [], [], []
-        images = _ImageBatch(start=0, stop=len(sizes), all_boxes=gt, scaled_sizes=scaled_sizes, factors=factors,
-                             stride=stride, seed=seed, epoch=epoch)
-        for batch in self._batches(images, progress):
+
+        def chips_of(start: int, stop: int):
+            batch = _ImageBatch(start=start, stop=stop, all_boxes=gt, scaled_sizes=scaled_sizes, factors=factors,
+                                stride=stride, seed=seed, epoch=epoch)
             target = ~crowd[batch.rows]
             valid = self._valid_at_scales(batch) & target[None]
-            part, covered = self._cover(batch, valid, POSITIVE_STREAM, [1] * self.num_scales)
-            parts.append(part)
+            part, covered = self._cover(batch, batch.at_scales(valid), POSITIVE_STREAM, [1] * self.num_scales)
             valid_somewhere = valid.any(0)
             boxes_at = np.stack([batch.image, gt.index_in_image[batch.rows]], axis=1)
-            uncovered.append(boxes_at[valid_somewhere & ~covered.any(0)])
-            without_scale.append(boxes_at[target & ~valid_somewhere])
+            return part, boxes_at[valid_somewhere & ~covered.any(0)], boxes_at[target & ~valid_somewhere]
+
+        results = self._map_batches(chips_of, len(sizes), progress)
+        parts, uncovered, without_scale = ([r[i] for r in results] for i in range(3))
         return ChipTable(**concat_rows(parts), image_sizes=sizes, scaled_sizes=scaled_sizes, stride=stride,
                          uncovered_boxes=np.concatenate(uncovered or [np.zeros((0, 2), np.int64)]),
                          boxes_without_scale=np.concatenate(without_scale or [np.zeros((0, 2), np.int64)]),
@@ -260,20 +336,29 @@ class ChipGenerator:
         sizes = self._check_image_sizes(image_sizes)
         if not np.array_equal(positive.image_sizes, sizes):
             raise ValueError('positive must be the chip table of the same images (its image_sizes differ)')
-        mining_boxes = self._negative_mining_boxes(sizes, proposals_list, gt_boxes_list, gt_crowd_list)
+        _check_per_image(proposals_list, len(sizes), 'proposals_list')
+        if gt_boxes_list is not None:
+            _check_per_image(gt_boxes_list, len(sizes), 'gt_boxes_list')
+            if gt_crowd_list is not None:
+                _check_per_image(gt_crowd_list, len(sizes), 'gt_crowd_list')
         stride = positive.stride
         scaled_sizes, factors = self.pyramid.geometry(sizes)
         image_starts = np.searchsorted(positive.image_index, np.arange(len(sizes) + 1))
         thresholds = [self.neg_thresholds[0 if s == 0 else 1] + 1 for s in range(self.num_scales)]
-        parts = []
-        images = _ImageBatch(start=0, stop=len(sizes), all_boxes=mining_boxes, scaled_sizes=scaled_sizes,
-                             factors=factors, stride=stride, seed=seed, epoch=epoch)
-        for batch in self._batches(images, progress):
-            valid = self._valid_at_scales(batch)
-            in_positive = positive.select(slice(image_starts[batch.start], image_starts[batch.stop]))
-            valid &= ~self._covered_by_positive(batch, valid, in_positive)
-            part, _ = self._cover(batch, valid, NEGATIVE_STREAM, thresholds)
-            parts.append(part)
+
+        # The mining boxes are gathered batch by batch: at COCO's size all of them at once are gigabytes.
+        def chips_of(start: int, stop: int):
+            mining_boxes = self._negative_mining_boxes(sizes, proposals_list, gt_boxes_list, gt_crowd_list, start, stop)
+            batch = _ImageBatch(start=start, stop=stop, all_boxes=mining_boxes, scaled_sizes=scaled_sizes,
+                                factors=factors, stride=stride, seed=seed, epoch=epoch)
+            at_scales = batch.at_scales(self._valid_at_scales(batch))
+            in_positive = positive.select(slice(image_starts[start], image_starts[stop]))
+            for at_scale, covered in zip(at_scales, self._covered_by_positive(batch, at_scales, in_positive)):
+                at_scale.drop(covered)
+            part, _ = self._cover(batch, at_scales, NEGATIVE_STREAM, thresholds, with_covered=False)
+            return part
+
+        parts = self._map_batches(chips_of, len(sizes), progress)
         return ChipTable(**concat_rows(parts), image_sizes=sizes, scaled_sizes=scaled_sizes, stride=stride,
                          settings=dict(self.settings(), seed=seed, epoch=epoch))
 
@@ -293,37 +378,43 @@ class ChipGenerator:
 
     # ---------------------------------------------------------------- shared steps
 
-    def _cover(self, batch: _ImageBatch, valid: np.ndarray, stream: int, min_counts: List[int]):
-        """Greedy cover, per image and scale, of the batch's boxes ``valid[s]`` marks at scale ``s``,
+    def _cover(self, batch: _ImageBatch, at_scales: List[_AtScale], stream: int, min_counts: List[int],
+               with_covered: bool = True):
+        """Greedy cover, per image and scale, of the batch's boxes ``at_scales[s]`` at scale ``s``,
         stopping where a chip would add fewer than ``min_counts[s]``. Returns the chip rows (positive
-        chips for the positive stream) and which boxes ``[S, E]`` got covered."""
-        boxes, image, start, n = batch.boxes, batch.image, batch.start, batch.num_images
+        chips for the positive stream) and, ``with_covered``, which of the batch's boxes ``[S, E]`` got
+        covered (else None)."""
+        start, n = batch.start, batch.num_images
         scaled_sizes, factors = batch.scaled_sizes, batch.factors
-        covered = np.zeros_like(valid)
+        covered = np.zeros((self.num_scales, len(batch.boxes)), bool) if with_covered else None
         parts = []
-        # One op call per distinct min_count: all scales together when they share it.
+        # One op call per distinct min_count: all scales together when they share it, as items
+        # (scale, image), scale-major: each scale's padded boxes are one block.
         for min_count in sorted(set(min_counts)):
             scales = [s for s in range(self.num_scales) if min_counts[s] == min_count]
-            entries = [(s, np.flatnonzero(valid[s])) for s in scales]
-            box_rows = np.concatenate([e for _, e in entries])
-            scale_of = np.concatenate([np.full(len(e), s) for s, e in entries])
-            local_image = image[box_rows] - start
-            item_of = local_image * len(scales) + np.searchsorted(scales, scale_of)
-            scaled = _scaled(boxes[box_rows], factors[image[box_rows], scale_of],
-                             scaled_sizes[image[box_rows], scale_of])
-            padded, position = _pack(item_of, scaled, n * len(scales))
-            item_image = np.repeat(np.arange(start, batch.stop), len(scales))
-            item_scale = np.tile(scales, n)
+            if len(scales) == 1:
+                padded = at_scales[scales[0]].padded
+            else:
+                padded = np.zeros((len(scales) * n, max(at_scales[s].padded.shape[1] for s in scales), 4),
+                                  np.float32)
+                for slot, s in enumerate(scales):
+                    padded[slot * n:(slot + 1) * n, :at_scales[s].padded.shape[1]] = at_scales[s].padded
+            item_image = np.tile(np.arange(start, batch.stop), len(scales))
+            item_scale = np.repeat(scales, n)
             keys = derive_key(batch.seed, batch.epoch, item_image, item_scale, stream).astype(np.int64)
             chips, box_pick = chip_grid_cover(
                 torch.from_numpy(padded).to(self.device),
                 torch.from_numpy(scaled_sizes[item_image, item_scale]).to(self.device),
                 torch.from_numpy(keys).to(self.device), self.chip_size, batch.stride, self.min_iof, min_count)
             chips, box_pick = chips.cpu().numpy(), box_pick.cpu().numpy()
-            covered[scale_of, box_rows] = box_pick[item_of, position] >= 0
+            if with_covered:
+                for slot, s in enumerate(scales):
+                    picks = box_pick[slot * n:(slot + 1) * n, :at_scales[s].padded.shape[1]]
+                    covered[s, at_scales[s].rows] = picks.reshape(-1)[at_scales[s].place] >= 0
             item, pick = np.nonzero(chips[:, :, 2] > chips[:, :, 0])
             width = max(padded.shape[1], 1)
-            picked = box_pick[box_pick >= 0] + np.nonzero(box_pick >= 0)[0] * width
+            picked_at = np.flatnonzero(box_pick >= 0)
+            picked = box_pick.reshape(-1)[picked_at] + picked_at // width * width
             counts = np.bincount(picked, minlength=len(chips) * width).reshape(len(chips), width)
             parts.append(dict(image_index=item_image[item], scale_index=item_scale[item],
                               scale_factor=factors[item_image[item], item_scale[item]], chips=chips[item, pick],
@@ -338,78 +429,64 @@ class ChipGenerator:
         boxes = batch.boxes
         return self.pyramid.valid_at_every_scale(boxes[:, 2].astype(np.float64) - boxes[:, 0],
                                                  boxes[:, 3].astype(np.float64) - boxes[:, 1],
-                                                 batch.factors[batch.image], batch.stride)
+                                                 batch.per_box(batch.factors), batch.stride)
 
-    def _covered_by_positive(self, batch: _ImageBatch, valid: np.ndarray, positive: ChipTable) -> np.ndarray:
-        """Which of the batch's valid boxes ``[S, E]`` the positive chip (of ``positive``, the batch's)
-        of their scale with the largest iof holds with a part still valid there (docs/chip_generation.md,
+    def _covered_by_positive(self, batch: _ImageBatch, at_scales: List[_AtScale],
+                             positive: ChipTable) -> List[np.ndarray]:
+        """Which of the boxes ``at_scales[s]`` the positive chip (of ``positive``, the batch's) of
+        their scale with the largest iof holds with a part still valid there (docs/chip_generation.md,
         section 8, step 1)."""
-        boxes, image, start, n = batch.boxes, batch.image, batch.start, batch.num_images
-        scaled_sizes, factors = batch.scaled_sizes, batch.factors
-        covered = np.zeros_like(valid)
-        for s in range(self.num_scales):
-            at_scale = np.flatnonzero(positive.scale_index == s)
-            chip_image = positive.image_index[at_scale] - start
-            # Images with about as many chips go through the op together, so that padding every image
-            # to the most chips of the batch does not multiply the work. Images without a positive
-            # chip at this scale cover nothing.
-            chips_per_image = np.bincount(chip_image, minlength=n)
-            group = np.where(chips_per_image > 0, np.ceil(np.log2(np.maximum(chips_per_image, 1))), -1)
-            box_rows = np.flatnonzero(valid[s])
-            box_group = group[image[box_rows] - start]
-            chip_group = group[chip_image]
-            slot = np.zeros(n, dtype=np.int64)  # an image's place within its group
-            for g in np.unique(group[group >= 0]):
-                in_group = np.flatnonzero(group == g)
-                slot[in_group] = np.arange(len(in_group))
-                chip_rows = at_scale[chip_group == g]
-                rows = box_rows[box_group == g]
-                chips, _ = _pack(slot[chip_image[chip_group == g]], positive.chips[chip_rows], len(in_group))
-                item_of = slot[image[rows] - start]
-                box_factors = factors[image[rows], s]
-                scaled = _scaled(boxes[rows], box_factors, scaled_sizes[image[rows], s])
-                padded, position = _pack(item_of, scaled, len(in_group))
-                chip_index, part = assign_boxes_to_chips(torch.from_numpy(padded).to(self.device),
-                                                         torch.from_numpy(chips).to(self.device))
-                part = part.cpu().numpy()[item_of, position]
-                # Width and height in scaled pixels of each box's part inside its chip; the part is
-                # empty where no chip holds any of the box.
-                part_w, part_h = part[:, 2] - part[:, 0], part[:, 3] - part[:, 1]
-                ok = (part_w > 0) & (part_h > 0)
-                ok &= self.pyramid.valid(part_w.astype(np.float64) / box_factors[:, 0],
-                                         part_h.astype(np.float64) / box_factors[:, 1], s, box_factors,
-                                         batch.stride)
-                covered[s, rows] = ok
+        start, n = batch.start, batch.num_images
+        covered = []
+        for s, at_scale in enumerate(at_scales):
+            at = np.flatnonzero(positive.scale_index == s)
+            # Every image is padded to the most chips of the batch; the op skips the padding (empty
+            # chips), and an image without a positive chip at this scale covers nothing.
+            chips, _ = _pack(positive.image_index[at] - start, positive.chips[at], n)
+            _, part = assign_boxes_to_chips(torch.from_numpy(at_scale.padded).to(self.device),
+                                            torch.from_numpy(chips).to(self.device))
+            part = part.cpu().numpy().reshape(-1, 4)[at_scale.place]
+            # Width and height in scaled pixels of each box's part inside its chip; the part is
+            # empty where no chip holds any of the box.
+            part_w, part_h = part[:, 2] - part[:, 0], part[:, 3] - part[:, 1]
+            box_factors = at_scale.factors
+            ok = (part_w > 0) & (part_h > 0)
+            ok &= self.pyramid.valid(part_w.astype(np.float64) / box_factors[:, 0],
+                                     part_h.astype(np.float64) / box_factors[:, 1], s, box_factors, batch.stride)
+            covered.append(ok)
         return covered
 
-    def _negative_mining_boxes(self, sizes, proposals_list, gt_boxes_list, gt_crowd_list) -> _Boxes:
-        """The boxes negative chips are mined from: each image's proposals followed by its non-crowd
-        ground-truth boxes."""
-        boxes = _Boxes(proposals_list, sizes, 'proposals_list', max_columns=5)
+    def _negative_mining_boxes(self, sizes, proposals_list, gt_boxes_list, gt_crowd_list, start: int,
+                               stop: int) -> _Boxes:
+        """The boxes negative chips are mined from in images ``start .. stop - 1``: each image's
+        proposals followed by its non-crowd ground-truth boxes."""
+        boxes = _Boxes(_images(proposals_list, start, stop), sizes[start:stop], 'proposals_list', max_columns=5,
+                       first_image=start)
         if gt_boxes_list is not None:
-            gt = _Boxes(gt_boxes_list, sizes, 'gt_boxes_list')
-            boxes.extend(gt, ~self._crowd_flags(gt_crowd_list, gt))
+            gt = _Boxes(_images(gt_boxes_list, start, stop), sizes[start:stop], 'gt_boxes_list', first_image=start)
+            crowd = None if gt_crowd_list is None else _images(gt_crowd_list, start, stop)
+            boxes.extend(gt, ~self._crowd_flags(crowd, gt))
         return boxes
 
     @staticmethod
     def _crowd_flags(gt_crowd_list, gt: _Boxes) -> np.ndarray:
         if gt_crowd_list is None:
             return np.zeros(len(gt.boxes), bool)
-        if len(gt_crowd_list) != len(gt.counts):
-            raise ValueError(f'gt_crowd_list must hold one entry per image ({len(gt.counts)}), '
-                             f'got {len(gt_crowd_list)}')
+        _check_per_image(gt_crowd_list, len(gt.counts), 'gt_crowd_list')
         if isinstance(gt_crowd_list, RaggedArray):
             wrong = np.flatnonzero(gt_crowd_list.counts != gt.counts)
             if len(wrong) or gt_crowd_list.flat.ndim != 1:
                 i = int(wrong[0]) if len(wrong) else 0
-                raise ValueError(f'gt_crowd_list[{i}] must hold one flag per box of gt_boxes_list[{i}] '
+                name = gt.first_image + i
+                raise ValueError(f'gt_crowd_list[{name}] must hold one flag per box of gt_boxes_list[{name}] '
                                  f'({gt.counts[i]}), got shape {tuple(gt_crowd_list[i].shape)}')
             return gt_crowd_list.flat.astype(bool)
         flags = []
         for i, crowd in enumerate(gt_crowd_list):
             array = np.asarray(crowd, dtype=bool).reshape(-1)
             if len(array) != gt.counts[i]:
-                raise ValueError(f'gt_crowd_list[{i}] must hold one flag per box of gt_boxes_list[{i}] '
+                name = gt.first_image + i
+                raise ValueError(f'gt_crowd_list[{name}] must hold one flag per box of gt_boxes_list[{name}] '
                                  f'({gt.counts[i]}), got {len(array)}')
             flags.append(array)
         return np.concatenate(flags) if flags else np.zeros(0, bool)
@@ -427,14 +504,58 @@ class ChipGenerator:
             raise ValueError(f'image_sizes must be whole pixels >= 1; image {i} has {sizes[i].tolist()}')
         return sizes.astype(np.int64)
 
-    def _batches(self, images: _ImageBatch, progress: bool) -> Iterator[_ImageBatch]:
-        """``images`` in batches of ``images_per_batch``."""
+    def _map_batches(self, work: Callable[[int, int], T], num_images: int, progress: bool) -> List[T]:
+        """``work(start, stop)`` of each batch of ``images_per_batch`` images, in order; in forked
+        workers where the call is large enough (see ``workers``)."""
+        ranges = [(start, min(start + self.images_per_batch, num_images))
+                  for start in range(0, num_images, self.images_per_batch)]
+        workers = min(self.workers, len(ranges) // BATCHES_PER_WORKER)
         bar = None
         if progress:
             from mmengine.utils import ProgressBar
-            bar = ProgressBar(images.num_images)
-        for start in range(images.start, images.stop, self.images_per_batch):
-            batch = replace(images, start=start, stop=min(start + self.images_per_batch, images.stop))
-            yield batch
-            if bar is not None:
-                bar.update(batch.num_images)
+            bar = ProgressBar(num_images)
+        results = []
+        forkable = ('fork' in multiprocessing.get_all_start_methods() and self.device.type == 'cpu'
+                    and not multiprocessing.current_process().daemon)
+        with _forked_pool(work, workers) if workers > 1 and forkable else _in_process(work) as run:
+            for (start, stop), result in zip(ranges, run(ranges)):
+                results.append(result)
+                if bar is not None:
+                    bar.update(stop - start)
+        return results
+
+
+def _usable_cpus() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else (os.cpu_count() or 1)
+
+
+@contextmanager
+def _in_process(work: Callable[[int, int], T]):
+    yield lambda ranges: (work(start, stop) for start, stop in ranges)
+
+
+# The work of the pool being forked: its workers inherit it with the process's memory, so that
+# neither the closure nor the inputs it reads are pickled. One pool at a time.
+_forked_work: Optional[Callable] = None
+_forked_work_lock = threading.Lock()
+
+
+def _call_forked_work(batch_range: Tuple[int, int]):
+    return _forked_work(*batch_range)
+
+
+def _one_thread() -> None:
+    # As in a data loader worker: the workers share the CPUs, and an OpenMP pool is not fork-safe.
+    torch.set_num_threads(1)
+
+
+@contextmanager
+def _forked_pool(work: Callable[[int, int], T], workers: int):
+    global _forked_work
+    with _forked_work_lock:
+        _forked_work = work
+        try:
+            with multiprocessing.get_context('fork').Pool(workers, initializer=_one_thread) as pool:
+                yield lambda ranges: pool.imap(_call_forked_work, ranges)
+        finally:
+            _forked_work = None

@@ -38,6 +38,13 @@ class RaggedArray(Sequence):
         flat = np.concatenate(rows) if rows else np.zeros((0,) + row_shape, dtype)
         return cls(flat, np.concatenate([[0], np.cumsum(counts)]))
 
+    def images(self, start: int, stop: int) -> 'RaggedArray':
+        """Images ``start .. stop - 1`` (``0 <= start <= stop <= len``), sharing this array's rows."""
+        if not 0 <= start <= stop <= len(self):
+            raise IndexError(f'images {start}..{stop - 1} out of range for {len(self)} images')
+        offsets = self.offsets[start:stop + 1]
+        return RaggedArray(self.flat[offsets[0]:offsets[-1]], offsets - offsets[0])
+
     @property
     def counts(self) -> np.ndarray:
         """int64 ``[I]``: the rows of each image."""

@@ -211,6 +211,36 @@ class TestEdgeCases:
         assert rows(batched) == rows(first)
 
 
+class TestWorkers:
+
+    def test_forked_workers_make_the_tables_of_one_process(self, rng):
+        # 20 batches of 2 images: enough for 2 workers of 4 batches or more each.
+        workload = random_chip_workload(40, rng, image_size=((60, 900), (60, 900)), boxes_per_image=10,
+                                        side_range=(4, 300), proposals_per_image=150, crowd_fraction=0.15)
+        seed, epoch = int(rng.integers(1000)), int(rng.integers(5))
+        tables = []
+        for workers in (1, 2, 3):
+            generator = ChipGenerator(images_per_batch=2, workers=workers)
+            positive = generator.generate_positive(workload.image_sizes, workload.gt_boxes, workload.gt_crowd,
+                                                   seed=seed, epoch=epoch)
+            pool = generator.generate_negative(workload.image_sizes, workload.proposals, positive, workload.gt_boxes,
+                                               workload.gt_crowd, seed=seed, epoch=epoch)
+            tables.append((rows(positive), positive.uncovered_boxes.tolist(), positive.boxes_without_scale.tolist(),
+                           rows(pool)))
+        assert tables[0] == tables[1] == tables[2]
+        assert tables[0][0] and tables[0][3]
+        (_, pool, _), (_, expected_pool, _) = generate_both(workload, COCO, (56, 60), seed, epoch)
+        assert tables[0][3] == rows(pool) == expected_pool
+
+    def test_an_error_in_a_worker_names_its_image(self, rng):
+        workload = random_chip_workload(40, rng, proposals_per_image=20)
+        workload.proposals[33][5, 2] = np.nan
+        generator = ChipGenerator(images_per_batch=2, workers=2)
+        positive = generator.generate_positive(workload.image_sizes, workload.gt_boxes, seed=1)
+        with pytest.raises(ValueError, match=r'proposals_list\[33\] \(image 33\) has a non-finite coordinate in box 5'):
+            generator.generate_negative(workload.image_sizes, workload.proposals, positive, seed=1)
+
+
 class TestBadInput:
 
     @pytest.mark.parametrize('image_sizes,boxes,match', [
@@ -259,6 +289,8 @@ class TestBadInput:
         (dict(chip_stride=0), 'chip_stride must be'),
         (dict(min_iof=0), r'min_iof must be in \(0, 1\]'),
         (dict(neg_chips_per_image=-1), 'neg_chips_per_image must be >= 0'),
+        (dict(workers=0), 'workers must be an int >= 1 or None'),
+        (dict(workers=1.5), 'workers must be an int >= 1 or None'),
     ])
     def test_bad_settings_are_named(self, kwargs, match):
         with pytest.raises(ValueError, match=match):

@@ -26,6 +26,20 @@ def test_holds_each_images_rows_in_order(rng, row_shape, dtype):
     assert ragged.nbytes == sum(a.nbytes for a in arrays) + 31 * 8
 
 
+def test_a_range_of_images_shares_the_rows(rng):
+    arrays = random_rows(rng, 12)
+    ragged = RaggedArray.from_list(arrays, np.float32, (4,))
+    for start, stop in ((0, 12), (3, 7), (5, 5), (11, 12), (0, 0)):
+        part = ragged.images(start, stop)
+        assert len(part) == stop - start
+        assert part.flat.size == 0 or np.shares_memory(part.flat, ragged.flat)
+        for mine, array in zip_strict(part, arrays[start:stop]):
+            np.testing.assert_array_equal(mine, array)
+    for start, stop in ((-1, 3), (4, 3), (0, 13)):
+        with pytest.raises(IndexError, match=f'images {start}..{stop - 1} out of range for 12 images'):
+            ragged.images(start, stop)
+
+
 def test_empty_and_shapeless_entries():
     # An image without boxes may be given as a bare [] (no columns); no image at all is no rows.
     ragged = RaggedArray.from_list([[], np.zeros((0, 4)), [[1, 2, 3, 4]]], np.float32, (4,))
