@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <tuple>
 #include <vector>
 
 #include "../box_geometry.h"
@@ -34,6 +35,14 @@ struct Axis {
 
   // [first, last) of the windows that can hold [lo, hi] up to `slack` pixels: a superset of those
   // passing the exact iof test, which is then applied to each.
+  // [first, last) of the windows wholly holding [lo, hi]: start <= lo and hi <= start + extent,
+  // exact in double for float coordinates and integer starts.
+  std::pair<int64_t, int64_t> wholly_holding(float lo, float hi) const {
+    const double left = static_cast<double>(hi) - static_cast<double>(extent), right = lo;
+    return {first_start(left, [left](double s) { return s >= left; }),
+            first_start(right, [right](double s) { return s > right; })};
+  }
+
   std::pair<int64_t, int64_t> holding(double lo, double hi, double slack) const {
     const double left = hi - slack - static_cast<double>(extent), right = lo + slack;
     const int64_t first = first_start(left, [left](double s) { return s >= left; });
@@ -85,7 +94,8 @@ struct Scratch {
   std::vector<int32_t> diff;      // [(ny + 1) * (nx + 1)] 2-D difference array of the uncovered boxes' rectangles
   std::vector<int32_t> rim_count; // [K] uncovered boxes each candidate holds as a rim window
   std::vector<int32_t> column;    // [nx] running column sums of one counting pass
-  std::vector<uint8_t> x_near, y_near;  // per window of the box's holding range: may pass the iof test
+  std::vector<int64_t> x_extra, y_extra;  // windows of the box's holding range, not wholly holding it, that may
+                                          // still pass the iof test
 };
 
 // The fraction of the box a window can hold at most given its overlap along one axis only, computed
@@ -137,62 +147,66 @@ void grid_cover_one_item(const float* boxes, int64_t N, int64_t width, int64_t h
     const auto [hy0, hy1] = s.ys.holding(box[1], box[3], slack_y);
     const float denominator = iof_denominator(box);
     // Along each axis the windows holding the box's whole extent are contiguous (the starts ascend);
-    // the others of the holding range may still pass with the rest of the box inside.
-    auto scan = [&](const Axis& axis, int64_t h0, int64_t h1, float lo, float hi, float other_extent,
-                    std::vector<uint8_t>& near, int64_t& in0, int64_t& in1) {
-      near.assign(h1 - h0, 0);
-      in0 = h1;
-      in1 = h1;
+    // the few others of the holding range may still pass with the rest of the box inside.
+    auto near_axis = [&](const Axis& axis, int64_t h0, int64_t h1, float lo, float hi, float other_extent,
+                         std::vector<int64_t>& extra, int64_t& in0, int64_t& in1) {
+      std::tie(in0, in1) = axis.wholly_holding(lo, hi);
+      in0 = std::max(in0, h0);
+      in1 = std::min(in1, h1);
+      if (in0 >= in1) {
+        in0 = in1 = h1;
+      }
+      extra.clear();
       for (int64_t i = h0; i < h1; ++i) {
+        if (i == in0) {
+          i = in1 - 1;
+          continue;
+        }
         const float a = static_cast<float>(axis.starts[i]);
         const float b = static_cast<float>(axis.starts[i] + axis.extent);
-        if (a <= lo && hi <= b) {
-          in0 = std::min(in0, i);
-          in1 = i + 1;
-          near[i - h0] = 1;
-        } else {
-          const float overlap = max_of(min_of(b, hi) - max_of(a, lo), 0.f);
-          near[i - h0] = axis_bound(overlap, other_extent, denominator) >= threshold;
+        const float overlap = max_of(min_of(b, hi) - max_of(a, lo), 0.f);
+        if (axis_bound(overlap, other_extent, denominator) >= threshold) {
+          extra.push_back(i);
         }
-      }
-      if (in0 == h1) {
-        in1 = in0;
       }
     };
     int64_t ix0, ix1, iy0, iy1;
-    scan(s.xs, hx0, hx1, box[0], box[2], box[3] - box[1], s.x_near, ix0, ix1);
-    scan(s.ys, hy0, hy1, box[1], box[3], box[2] - box[0], s.y_near, iy0, iy1);
+    near_axis(s.xs, hx0, hx1, box[0], box[2], box[3] - box[1], s.x_extra, ix0, ix1);
+    near_axis(s.ys, hy0, hy1, box[1], box[3], box[2] - box[0], s.y_extra, iy0, iy1);
     if (ix0 < ix1 && iy0 < iy1) {
       c.ix0 = ix0, c.ix1 = ix1, c.iy0 = iy0, c.iy1 = iy1;
       add_rectangle(c, 1);
       rx0 = std::min(rx0, ix0), rx1 = std::max(rx1, ix1), ry0 = std::min(ry0, iy0), ry1 = std::max(ry1, iy1);
     }
-    // The rim: windows near the box on both axes but not wholly holding it. Where min_iof forgives
-    // less than a pixel (the usual case) the near windows are the holding ones and there is none.
-    for (int64_t iy = hy0; iy < hy1; ++iy) {
-      if (!s.y_near[iy - hy0]) {
-        continue;
-      }
+    // The rim: windows near the box on both axes but not wholly holding it, tested one by one. Where
+    // min_iof forgives less than a pixel (the usual case) there is rarely a near window beyond those.
+    auto test = [&](int64_t ix, int64_t iy) {
+      chip[0] = static_cast<float>(s.xs.starts[ix]);
       chip[1] = static_cast<float>(s.ys.starts[iy]);
+      chip[2] = static_cast<float>(s.xs.starts[ix] + s.xs.extent);
       chip[3] = static_cast<float>(s.ys.starts[iy] + s.ys.extent);
-      const bool inside_y = iy0 <= iy && iy < iy1;
-      for (int64_t ix = hx0; ix < hx1; ++ix) {
-        if (inside_y && ix == ix0) {
-          ix = ix1 - 1;  // skip the windows wholly holding the box
-          continue;
-        }
-        if (!s.x_near[ix - hx0]) {
-          continue;
-        }
-        chip[0] = static_cast<float>(s.xs.starts[ix]);
-        chip[2] = static_cast<float>(s.xs.starts[ix] + s.xs.extent);
-        if (chip_box_iof(chip, box) >= threshold) {
-          const int64_t k = iy * nx + ix;
-          s.rim.push_back(k);
-          ++s.rim_count[k];
-          rx0 = std::min(rx0, ix), rx1 = std::max(rx1, ix + 1), ry0 = std::min(ry0, iy), ry1 = std::max(ry1, iy + 1);
+      if (chip_box_iof(chip, box) >= threshold) {
+        const int64_t k = iy * nx + ix;
+        s.rim.push_back(k);
+        ++s.rim_count[k];
+        rx0 = std::min(rx0, ix), rx1 = std::max(rx1, ix + 1), ry0 = std::min(ry0, iy), ry1 = std::max(ry1, iy + 1);
+      }
+    };
+    if (!s.x_extra.empty() || !s.y_extra.empty()) {
+      for (int64_t iy = iy0; iy < iy1; ++iy) {
+        for (const int64_t ix : s.x_extra) {
+          test(ix, iy);
         }
       }
+      for (const int64_t iy : s.y_extra) {
+        for (int64_t ix = ix0; ix < ix1; ++ix) {
+          test(ix, iy);
+        }
+        for (const int64_t ix : s.x_extra) {
+          test(ix, iy);
+        }
+      }
+      std::sort(s.rim.begin() + c.rim_begin, s.rim.end());  // Cover::holds searches them
     }
     c.rim_end = static_cast<int64_t>(s.rim.size());
   }
