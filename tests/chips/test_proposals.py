@@ -14,7 +14,8 @@ from mmdet_sniper.testing.processes import run_together
 
 
 def greedy_nms(boxes, iou):
-    """Greedy NMS by descending score (stable), computed box by box."""
+    """Greedy NMS by descending score (stable), computed box by box; the kept boxes as load_proposals
+    holds the files of these tests, whose coordinates are below 2048 px: float16."""
     def overlap(a, b):
         w = max(min(a[2], b[2]) - max(a[0], b[0]), 0)
         h = max(min(a[3], b[3]) - max(a[1], b[1]), 0)
@@ -24,7 +25,7 @@ def greedy_nms(boxes, iou):
     for j in np.argsort(-boxes[:, 4], kind='stable'):
         if all(overlap(boxes[j], boxes[k]) <= iou for k in kept):
             kept.append(j)
-    return boxes[kept, :4]
+    return boxes[kept, :4].astype(np.float16)
 
 
 def write_proposals(path, rng, image_ids):
@@ -53,11 +54,12 @@ def test_cached_proposals_are_the_files_after_nms_and_read_from_the_cache(tmp_pa
     image_ids = [int(i) for i in rng.permutation(1000)[:12]]
     raw = write_proposals(tmp_path / 'proposals.pkl', rng, image_ids)
     order = image_ids[::-1]  # the dataset's order, not the file's
-    expected = [greedy_nms(raw[i], 0.7) if len(raw[i]) else np.zeros((0, 4), np.float32) for i in order]
+    expected = [greedy_nms(raw[i], 0.7) if len(raw[i]) else np.zeros((0, 4), np.float16) for i in order]
     in_memory = load_proposals(str(tmp_path / 'proposals.pkl'), order, 0.7)
     cache = tmp_path / 'cache'
     cached = load_proposals(str(tmp_path / 'proposals.pkl'), order, 0.7, str(cache))
     assert isinstance(cached.flat, np.memmap) and not cached.flat.flags.writeable
+    assert cached.flat.dtype == in_memory.flat.dtype == np.float16
     # Named by the cache key, which a chip cache's key uses instead of reading the map.
     assert cached.digest == os.path.basename(cached.flat.filename.rsplit(os.sep, 1)[0]) and in_memory.digest is None
     assert len(in_memory) == len(cached) == len(order)
@@ -83,10 +85,34 @@ def test_another_file_threshold_or_order_is_another_cache_entry(tmp_path, rng):
     np.testing.assert_array_equal(load_proposals(str(path), image_ids, 0.5, cache)[3], greedy_nms(raw[4], 0.5))
     np.testing.assert_array_equal(load_proposals(str(path), image_ids[::-1], 0.7, cache)[4], greedy_nms(raw[4], 0.7))
     unpooled = load_proposals(str(path), image_ids, None, cache)
-    np.testing.assert_array_equal(unpooled[3], raw[4][:, :4])
+    np.testing.assert_array_equal(unpooled[3], raw[4][:, :4].astype(np.float16))
     time.sleep(0.01)  # a new modification time, whatever the file system's resolution
     raw = write_proposals(path, rng, image_ids)
     np.testing.assert_array_equal(load_proposals(str(path), image_ids, 0.7, cache)[3], greedy_nms(raw[4], 0.7))
+
+
+@pytest.mark.parametrize('largest', [640.0, 2047.0, 2048.0, 5000.0])
+def test_boxes_are_half_precision_below_2048_px_and_full_beyond(tmp_path, rng, largest):
+    image_ids = list(range(6))
+    proposals = {}
+    for i in image_ids:
+        xy = rng.uniform(0, largest / 2, (50, 2))
+        boxes = np.concatenate([xy, xy + rng.uniform(1, largest / 2, (50, 2))], 1)
+        proposals[i] = np.concatenate([boxes, rng.uniform(0, 1, (50, 1))], 1).astype(np.float32)
+    proposals[5][0, 2] = largest
+    path = tmp_path / 'proposals.pkl'
+    path.write_bytes(pickle.dumps(proposals))
+    for cache_dir in (None, str(tmp_path / 'cache')):
+        loaded = load_proposals(str(path), image_ids, None, cache_dir)
+        flat = np.concatenate([proposals[i][:, :4] for i in image_ids])
+        if largest < 2048:
+            assert loaded.flat.dtype == np.float16 and loaded.flat.nbytes == flat.nbytes // 2
+            # Rounded to the nearest float16: at most half its spacing, 0.25 px below 1024 px.
+            error = np.abs(loaded.flat.astype(np.float64) - flat)
+            assert (error <= np.where(flat < 1024, 0.25, 0.5)).all() and error.max() > 0
+        else:
+            assert loaded.flat.dtype == np.float32
+            np.testing.assert_array_equal(loaded.flat, flat)
 
 
 @pytest.mark.parametrize('damage', ['truncated boxes', 'no offsets', 'garbage offsets'])
