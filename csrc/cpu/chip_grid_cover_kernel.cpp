@@ -88,12 +88,12 @@ struct Cover {
 // Per-thread buffers, reused across the batch items of a thread so that an item allocates nothing.
 struct Scratch {
   Axis xs, ys;
-  std::vector<Cover> covers;      // [N]
-  std::vector<int64_t> uncovered; // the non-empty boxes no pick has covered yet
-  std::vector<int64_t> rim;       // the rim windows of every box, ascending within a box
-  std::vector<int32_t> diff;      // [(ny + 1) * (nx + 1)] 2-D difference array of the uncovered boxes' rectangles
-  std::vector<int32_t> rim_count; // [K] uncovered boxes each candidate holds as a rim window
-  std::vector<int32_t> column;    // [nx] running column sums of one counting pass
+  std::vector<Cover> covers;       // [N]
+  std::vector<int64_t> uncovered;  // the non-empty boxes no pick has covered yet
+  std::vector<int64_t> rim;        // the rim windows of every box, ascending within a box
+  std::vector<int32_t> diff;       // [(ny + 1) * (nx + 1)] 2-D difference array of the uncovered boxes' rectangles
+  std::vector<int32_t> rim_count;  // [K] uncovered boxes each candidate holds as a rim window
+  std::vector<int32_t> column;     // [nx] running column sums of one counting pass
   std::vector<int64_t> x_extra, y_extra;  // windows of the box's holding range, not wholly holding it, that may
                                           // still pass the iof test
 };
