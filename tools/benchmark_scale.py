@@ -232,7 +232,8 @@ def coco_config(cfg, pipeline=()):
 def sniper_dataset(cfg, cache_dir, pipeline=(), proposals=True):
     from mmdet_sniper.datasets import SniperDataset
     return SniperDataset(dataset=coco_config(cfg, pipeline), cache_dir=cache_dir, seed=0,
-                         proposals_file=cfg['proposals_file'] if proposals else None)
+                         proposals_file=cfg['proposals_file'] if proposals else None,
+                         chip_workers=cfg.get('chip_workers'))
 
 
 def chip_inputs(dataset):
@@ -540,6 +541,8 @@ def main():
     parser.add_argument('--chips', type=int, default=500, help='chips the workers step loads')
     parser.add_argument('--workers', type=int, default=4, help='DataLoader workers of the workers step')
     parser.add_argument('--threads', type=int, default=1, help='torch threads of each step')
+    parser.add_argument('--chip-workers', type=int, help="processes making a chip table (SniperDataset's "
+                        'chip_workers); default: its default, one per CPU, at most 8')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--out', help='JSON of every figure; default: <work-dir>/scale_<images>.json')
     parser.add_argument('--verbose', action='store_true', help="show each step's log")
@@ -580,7 +583,8 @@ def main():
     cfg = dict(work_dir=work_dir, proposals_file=osp.join(work_dir, 'proposals.pkl') if args.proposals else None,
                cache_dir=osp.abspath(args.cache_dir) if args.cache_dir else osp.join(work_dir, f'cache_{run_id}'),
                loop_cache_dir=osp.join(work_dir, f'cache_loop_{run_id}'),
-               epochs=args.epochs, chips=args.chips, workers=args.workers, threads=args.threads)
+               epochs=args.epochs, chips=args.chips, workers=args.workers, threads=args.threads,
+               chip_workers=args.chip_workers)
     results = {}
     for name in steps:
         if name in NEEDS_PROPOSALS and not args.proposals:
@@ -589,7 +593,10 @@ def main():
         print(f'step {name} ...', flush=True)
         results[name] = spawn(name, cfg, args.verbose)
 
-    print(f'\n{args.images} images, {args.threads} torch thread(s) per step, each step a fresh process\n')
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()
+    chip_workers = args.chip_workers or f'the default ({min(8, cpus)})'
+    print(f'\n{args.images} images, {args.threads} torch thread(s) per step, {chip_workers} chip table worker(s), '
+          'each step a fresh process\n')
     print('| step | time (s) | peak RSS (GB) | notes |')
     print('|---|---|---|---|')
     for name in steps:

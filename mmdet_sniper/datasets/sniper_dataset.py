@@ -61,6 +61,10 @@ class SniperDataset:
         cache_dir: where chip tables and the pooled proposals are cached (see :func:`load_proposals`);
             ``'auto'``: ``$XDG_CACHE_HOME/mmdet_sniper/chips`` (``~/.cache/...``); None: no cache.
         device: where chips are generated (``'cpu'`` or a CUDA device).
+        chip_workers: processes that make an epoch's chip table on the CPU (``ChipGenerator``'s
+            ``workers``): None, one per CPU this process may use, at most 8; large datasets only (a few
+            thousand images or more), the others are made in this process. The table is the same for
+            any number.
         missing_images: what to do with images of the annotation file missing on disk (every image path is
             checked at build time, with ``mmengine.fileio.exists``): ``'error'``, a ``ValueError`` listing
             them; ``'skip'``, a warning listing them, and they are removed from the wrapped dataset (with
@@ -72,13 +76,16 @@ class SniperDataset:
                  chip_stride: Union[int, Tuple[int, int]] = (56, 60), min_iof: float = 1 - 1e-6,
                  proposals_file: Optional[str] = None, proposals_nms_iou: Optional[float] = 0.7,
                  neg_thresholds: Tuple[int, int] = (25, 10), neg_chips_per_image: int = 2, seed: int = 0,
-                 cache_dir: Optional[str] = 'auto', device: str = 'cpu', missing_images: str = 'error'):
+                 cache_dir: Optional[str] = 'auto', device: str = 'cpu', missing_images: str = 'error',
+                 chip_workers: Optional[int] = None):
         # Built lazily, so that loading the annotations happens in _read_annotations, which explains
         # an empty annotation file instead of failing inside mmengine's serialisation.
         self.dataset = DATASETS.build(dict(dataset, lazy_init=True)) if isinstance(dataset, dict) else dataset
+        if chip_workers is not None and (not isinstance(chip_workers, int) or chip_workers < 1):
+            raise ValueError(f'chip_workers must be an int >= 1 or None (one per CPU, at most 8), got {chip_workers!r}')
         generator = ChipGenerator(scales=scales, valid_ranges=valid_ranges, chip_size=chip_size,
                                   chip_stride=chip_stride, min_iof=min_iof, neg_thresholds=neg_thresholds,
-                                  neg_chips_per_image=neg_chips_per_image, device=device)
+                                  neg_chips_per_image=neg_chips_per_image, device=device, workers=chip_workers)
         if proposals_nms_iou is not None and not 0 < proposals_nms_iou <= 1:
             raise ValueError(f'proposals_nms_iou must be an IoU in (0, 1] or None, got {proposals_nms_iou!r}')
         self.proposals_file = proposals_file if neg_chips_per_image > 0 else None

@@ -198,6 +198,8 @@ def test_bad_input_gives_errors_that_name_the_image(coco_root, tmp_path):
         SniperDataset(coco_config(coco_root), cache_dir=None, proposals_nms_iou=1.5, **SETTINGS)
     with pytest.raises(ValueError, match="missing_images must be 'error' or 'skip', got 'ignore'"):
         build(coco_root, tmp_path, missing_images='ignore')
+    with pytest.raises(ValueError, match=r'chip_workers must be an int >= 1 or None \(one per CPU, at most 8\), got 0'):
+        build(coco_root, tmp_path, chip_workers=0)
 
     with pytest.raises(TypeError, match='indexed by a ChipKey, got str'):
         dataset['a']
