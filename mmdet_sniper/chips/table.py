@@ -1,6 +1,7 @@
 """The chip table: every chip of a dataset with what the data pipeline needs to crop it."""
 import io
 import json
+import zipfile
 from dataclasses import dataclass, field, fields
 from typing import Dict, List, Sequence
 
@@ -84,7 +85,12 @@ class ChipTable:
         arrays = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ('stride', 'settings')}
         arrays['meta'] = np.array(json.dumps({'stride': self.stride, 'settings': self.settings}))
         buffer = io.BytesIO()
-        np.savez_compressed(buffer, **arrays)
+        # What np.savez_compressed writes, at zlib's level 1 rather than its 6: for COCO's 950k chips
+        # an epoch is made and saved while the other ranks wait, 0.3 s against 1.5 s, 11 MB against 8.
+        with zipfile.ZipFile(buffer, 'w', zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+            for name, array in arrays.items():
+                with archive.open(f'{name}.npy', 'w', force_zip64=True) as member:
+                    np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
         fileio.put(buffer.getvalue(), path)
 
     @classmethod
