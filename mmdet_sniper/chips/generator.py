@@ -72,8 +72,7 @@ class _Boxes:
             row = int(np.flatnonzero(~np.isfinite(boxes).all(axis=1))[0])
             image = int(np.searchsorted(self.offsets, row, side='right') - 1)
             raise ValueError(f'{name}[{self.first_image + image}] (image {self.first_image + image}) has a '
-                             f'non-finite coordinate in box '
-                             f'{row - self.offsets[image]}: {boxes[row].tolist()}')
+                             f'non-finite coordinate in box {row - self.offsets[image]}: {boxes[row].tolist()}')
         self.image = np.repeat(np.arange(len(counts)), self.counts)
         self.index_in_image = np.arange(len(boxes)) - self.offsets[self.image]
         limits = np.repeat(np.tile(image_sizes, 2).astype(np.float32), counts, axis=0)
@@ -185,19 +184,13 @@ class _AtScale(NamedTuple):
 
 
 def _pack(item_of: np.ndarray, values: np.ndarray, num_items: int) -> Tuple[np.ndarray, np.ndarray]:
-    """Pads per-item rows into ``[num_items, max_rows, ...]`` (zeros, i.e. empty boxes, as padding),
-    keeping each item's rows in their order. Returns the padded array and each row's place in it as
-    an index of its first two dimensions flattened."""
+    """Pads per-item rows, ordered by item (``item_of`` non-decreasing, as boxes and chip tables are by
+    image), into ``[num_items, max_rows, ...]`` (zeros, i.e. empty boxes, as padding), keeping each
+    item's rows in their order. Returns the padded array and each row's place in it as an index of its
+    first two dimensions flattened."""
     counts = np.bincount(item_of, minlength=num_items)
-    starts = np.cumsum(counts) - counts
     width = int(counts.max(initial=0))
-    if np.all(item_of[1:] >= item_of[:-1]):
-        position = np.arange(len(item_of)) - starts[item_of]
-    else:
-        order = np.argsort(item_of, kind='stable')
-        position = np.empty(len(item_of), dtype=np.int64)
-        position[order] = np.arange(len(item_of)) - starts[item_of[order]]
-    place = item_of * width + position
+    place = item_of * width + np.arange(len(item_of)) - (np.cumsum(counts) - counts)[item_of]
     padded = np.zeros((num_items * width,) + values.shape[1:], dtype=values.dtype)
     padded[place] = values  # one flat index: faster than indexing two dimensions
     return padded.reshape((num_items, width) + values.shape[1:]), place
