@@ -24,7 +24,9 @@ Each step then runs in a fresh Python process, so that its wall time and peak RS
   cache (a memory map), with the process's private memory once every page is read;
 - ``negative``: one epoch's negative chips (pool and sampling) against its positive chips;
 - ``workers``: 4 DataLoader workers running the COCO config's training pipeline over the first
-  ``--chips`` chips of epoch 0: each worker's USS and PSS after the first batch and after the last.
+  ``--chips`` chips of epoch 0: each worker's USS and PSS after the first batch and after the last;
+- ``precision`` (only when named): the negative chip pools of epochs 0-2 from the cached, half
+  precision proposals against pools from the file's float32 boxes after the same NMS.
 
 Prints a markdown table and writes every figure to ``--out`` (JSON).
 
@@ -48,8 +50,9 @@ from pathlib import Path
 
 import numpy as np
 
-STEPS = ('import', 'coco', 'sniper-cold', 'sniper-warm', 'loop', 'proposals', 'negative', 'workers')
-NEEDS_PROPOSALS = ('proposals', 'negative')
+STEPS = ('import', 'coco', 'sniper-cold', 'sniper-warm', 'loop', 'proposals', 'negative', 'workers', 'precision')
+DEFAULT_STEPS = STEPS[:-1]  # precision runs the NMS of the whole file again: asked for by name
+NEEDS_PROPOSALS = ('proposals', 'negative', 'precision')
 RESULT_PREFIX = 'BENCHMARK_SCALE_RESULT '
 REPO = Path(__file__).resolve().parents[1]
 TRAIN_CONFIG = REPO / 'configs' / '_base_' / 'sniper_coco_chips.py'
@@ -362,6 +365,33 @@ def step_negative(cfg):
                 proposals_per_image=sum(len(p) for p in proposals) / len(proposals))
 
 
+def step_precision(cfg):
+    from mmcv.ops import nms
+    from mmdet_sniper.chips import RaggedArray
+    dataset = sniper_dataset(cfg, cfg['cache_dir'])
+    generator, sizes, boxes, crowd, half = chip_inputs(dataset)
+    with open(cfg['proposals_file'], 'rb') as f:
+        raw = pickle.load(f)
+    full = []
+    for image_id in dataset.image_ids.tolist():
+        proposals = np.asarray(raw.pop(image_id), np.float32)
+        full.append(proposals[nms(proposals[:, :4], proposals[:, 4], 0.7)[1], :4])
+    full = RaggedArray.from_list(full, np.float32, (4,))
+    epochs = []
+    for epoch in range(3):
+        pools = []
+        for proposals in (full, half):
+            positive = generator.generate_positive(sizes, boxes, crowd, seed=0, epoch=epoch)
+            pool = generator.generate_negative(sizes, proposals, positive, boxes, crowd, seed=0, epoch=epoch)
+            pools.append({(int(i), int(s), *c.tolist()): int(n) for i, s, c, n in
+                          zip(pool.image_index, pool.scale_index, pool.chips, pool.box_count)})
+        both = pools[0].keys() & pools[1].keys()
+        epochs.append(dict(full=len(pools[0]), half=len(pools[1]), both=len(both),
+                           other_count=sum(pools[0][k] != pools[1][k] for k in both)))
+    return dict(half_dtype=str(half.flat.dtype), rounded_equal=bool(np.array_equal(
+        full.flat.astype(half.flat.dtype), half.flat)), epochs=epochs)
+
+
 def child_pids():
     me = os.getpid()
     pids = set()
@@ -463,7 +493,7 @@ def run_step(name, cfg):
     import_s = time.perf_counter() - start
     functions = {'import': step_import, 'coco': step_coco, 'sniper-cold': lambda c: step_sniper(c, warm=False),
                  'sniper-warm': lambda c: step_sniper(c, warm=True), 'loop': step_loop, 'proposals': step_proposals,
-                 'negative': step_negative, 'workers': step_workers}
+                 'negative': step_negative, 'workers': step_workers, 'precision': step_precision}
     result = functions[name](cfg)
     result.setdefault('time_s', import_s)
     result.update(import_s=import_s, wall_s=time.perf_counter() - start, peak_rss_gb=gb(peak_rss_kib()))
@@ -520,6 +550,11 @@ def notes(name, r):
         return (f'pool {r["pool_s"]:.2f} s + sampling {r["sample_s"]:.3f} s ({r["pool"]} in the pool, {r["negative"]} '
                 f'sampled, {r["proposals_per_image"]:.0f} proposals/image after NMS); positive {r["positive_s"]:.2f} s '
                 f'({r["positive"]} chips)')
+    if name == 'precision':
+        return f'proposals held as {r["half_dtype"]} (the float32 boxes rounded: {r["rounded_equal"]}); ' + '; '.join(
+            f'epoch {i}: pool {e["full"]} from float32, {e["half"]} from {r["half_dtype"]}, {e["both"]} chips in both '
+            f'({e["both"] / max(e["full"], 1):.1%}), {e["other_count"]} of those with another proposal count'
+            for i, e in enumerate(r['epochs']))
     if name == 'workers':
         if not r['workers']:
             return f'{r["chips"]} chips, no worker process found'
@@ -536,7 +571,7 @@ def main():
     parser.add_argument('--work-dir', help='where the dataset, the chip caches and the JSON go; default: a temp dir')
     parser.add_argument('--proposals', action=argparse.BooleanOptionalAction, default=True,
                         help='write and use an RPN-like proposals file (negative chips)')
-    parser.add_argument('--steps', default=','.join(STEPS), help=f'comma list of {", ".join(STEPS)}')
+    parser.add_argument('--steps', default=','.join(DEFAULT_STEPS), help=f'comma list of {", ".join(STEPS)}')
     parser.add_argument('--epochs', type=int, default=14, help='max_epochs of the loop step')
     parser.add_argument('--chips', type=int, default=500, help='chips the workers step loads')
     parser.add_argument('--workers', type=int, default=4, help='DataLoader workers of the workers step')
