@@ -367,6 +367,7 @@ def step_negative(cfg):
 
 def step_precision(cfg):
     from mmcv.ops import nms
+
     from mmdet_sniper.chips import RaggedArray
     dataset = sniper_dataset(cfg, cfg['cache_dir'])
     generator, sizes, boxes, crowd, half = chip_inputs(dataset)
