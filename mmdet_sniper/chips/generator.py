@@ -282,6 +282,12 @@ class ChipGenerator:
             The table of positive chips; boxes no chip holds are listed in it, not dropped.
         """
         sizes = self._check_image_sizes(image_sizes)
+        chips_of, table = self._positive_work(sizes, gt_boxes_list, gt_crowd_list, seed, epoch)
+        return table(self._map_batches(chips_of, len(sizes), progress))
+
+    def _positive_work(self, sizes: np.ndarray, gt_boxes_list, gt_crowd_list, seed: int, epoch: int):
+        """The positive chips of a call batch by batch: ``chips_of(start, stop)`` makes a batch's part
+        (its chip rows, uncovered and without-scale boxes), ``table(parts)`` the table of the parts."""
         gt = _Boxes(gt_boxes_list, sizes, 'gt_boxes_list')
         crowd = self._crowd_flags(gt_crowd_list, gt)
         stride = self.epoch_stride(seed, epoch)
@@ -297,12 +303,14 @@ class ChipGenerator:
             boxes_at = np.stack([batch.image, gt.index_in_image[batch.rows]], axis=1)
             return part, boxes_at[valid_somewhere & ~covered.any(0)], boxes_at[target & ~valid_somewhere]
 
-        results = self._map_batches(chips_of, len(sizes), progress)
-        parts, uncovered, without_scale = ([r[i] for r in results] for i in range(3))
-        return ChipTable(**concat_rows(parts), image_sizes=sizes, scaled_sizes=scaled_sizes, stride=stride,
-                         uncovered_boxes=np.concatenate(uncovered or [np.zeros((0, 2), np.int64)]),
-                         boxes_without_scale=np.concatenate(without_scale or [np.zeros((0, 2), np.int64)]),
-                         settings=dict(self.settings(), seed=seed, epoch=epoch))
+        def table(parts) -> ChipTable:
+            rows, uncovered, without_scale = ([part[i] for part in parts] for i in range(3))
+            return ChipTable(**concat_rows(rows), image_sizes=sizes, scaled_sizes=scaled_sizes, stride=stride,
+                             uncovered_boxes=np.concatenate(uncovered or [np.zeros((0, 2), np.int64)]),
+                             boxes_without_scale=np.concatenate(without_scale or [np.zeros((0, 2), np.int64)]),
+                             settings=dict(self.settings(), seed=seed, epoch=epoch))
+
+        return chips_of, table
 
     # ---------------------------------------------------------------- negative chips
 
@@ -329,45 +337,95 @@ class ChipGenerator:
         sizes = self._check_image_sizes(image_sizes)
         if not np.array_equal(positive.image_sizes, sizes):
             raise ValueError('positive must be the chip table of the same images (its image_sizes differ)')
+        chips_of, scaled_sizes = self._negative_work(sizes, proposals_list, gt_boxes_list, gt_crowd_list,
+                                                     positive.stride, seed, epoch)
+        image_starts = np.searchsorted(positive.image_index, np.arange(len(sizes) + 1))
+
+        def pool_of(start: int, stop: int):
+            rows = slice(image_starts[start], image_starts[stop])
+            return chips_of(start, stop, {name: getattr(positive, name)[rows] for name in ChipTable.ROW_FIELDS})
+
+        parts = self._map_batches(pool_of, len(sizes), progress)
+        return ChipTable(**concat_rows(parts), image_sizes=sizes, scaled_sizes=scaled_sizes, stride=positive.stride,
+                         settings=dict(self.settings(), seed=seed, epoch=epoch))
+
+    def _negative_work(self, sizes: np.ndarray, proposals_list, gt_boxes_list, gt_crowd_list, stride: int, seed: int,
+                       epoch: int):
+        """The negative pool of a call batch by batch: ``chips_of(start, stop, positive_rows)`` mines a
+        batch's images given their positive chips (rows of a :class:`ChipTable`, by field name); and the
+        images' scaled sizes."""
         _check_per_image(proposals_list, len(sizes), 'proposals_list')
         if gt_boxes_list is not None:
             _check_per_image(gt_boxes_list, len(sizes), 'gt_boxes_list')
             if gt_crowd_list is not None:
                 _check_per_image(gt_crowd_list, len(sizes), 'gt_crowd_list')
-        stride = positive.stride
         scaled_sizes, factors = self.pyramid.geometry(sizes)
-        image_starts = np.searchsorted(positive.image_index, np.arange(len(sizes) + 1))
         thresholds = [self.neg_thresholds[0 if s == 0 else 1] + 1 for s in range(self.num_scales)]
 
         # The mining boxes are gathered batch by batch: at COCO's size all of them at once are gigabytes.
-        def chips_of(start: int, stop: int):
+        def chips_of(start: int, stop: int, positive_rows: dict):
             mining_boxes = self._negative_mining_boxes(sizes, proposals_list, gt_boxes_list, gt_crowd_list, start, stop)
             batch = _ImageBatch(start=start, stop=stop, all_boxes=mining_boxes, scaled_sizes=scaled_sizes,
                                 factors=factors, stride=stride, seed=seed, epoch=epoch)
             at_scales = batch.at_scales(self._valid_at_scales(batch))
-            in_positive = positive.select(slice(image_starts[start], image_starts[stop]))
-            for at_scale, covered in zip(at_scales, self._covered_by_positive(batch, at_scales, in_positive)):
+            for at_scale, covered in zip(at_scales, self._covered_by_positive(batch, at_scales, positive_rows)):
                 at_scale.drop(covered)
             part, _ = self._cover(batch, at_scales, NEGATIVE_STREAM, thresholds, with_covered=False)
             return part
 
-        parts = self._map_batches(chips_of, len(sizes), progress)
-        return ChipTable(**concat_rows(parts), image_sizes=sizes, scaled_sizes=scaled_sizes, stride=stride,
-                         settings=dict(self.settings(), seed=seed, epoch=epoch))
+        return chips_of, scaled_sizes
+
+    # ---------------------------------------------------------------- an epoch's chips
+
+    def generate_epoch(self, image_sizes, gt_boxes_list: Sequence, gt_crowd_list: Optional[Sequence] = None,
+                       proposals_list: Optional[Sequence] = None, *, seed: int = 0, epoch: int = 0,
+                       progress: bool = False) -> ChipTable:
+        """The chips an epoch trains on: the positive chips and, with ``proposals_list``, the negative
+        chips :meth:`sample_negative` draws from each image's pool; the ground truth is mined along with
+        the proposals. The same table as ``ChipTable.concat([positive, sample_negative(pool)])`` of
+        :meth:`generate_positive` and :meth:`generate_negative`, made in one pass over the images:
+        each batch's negatives are mined and drawn right after its positives, in the same worker.
+
+        Args:
+            image_sizes, gt_boxes_list, gt_crowd_list: as for :meth:`generate_positive`.
+            proposals_list: as for :meth:`generate_negative`; None: positive chips only.
+            seed, epoch, progress: as for :meth:`generate_positive`.
+        """
+        sizes = self._check_image_sizes(image_sizes)
+        positive_of, table = self._positive_work(sizes, gt_boxes_list, gt_crowd_list, seed, epoch)
+        if proposals_list is None:
+            return table(self._map_batches(positive_of, len(sizes), progress))
+        negative_of, _ = self._negative_work(sizes, proposals_list, gt_boxes_list, gt_crowd_list,
+                                             self.epoch_stride(seed, epoch), seed, epoch)
+
+        def chips_of(start: int, stop: int):
+            positive, uncovered, without_scale = positive_of(start, stop)
+            pool = negative_of(start, stop, positive)
+            drawn = self._drawn(pool['image_index'], seed, epoch, self.neg_chips_per_image)
+            rows = {name: np.concatenate([positive[name], pool[name][drawn]]) for name in ChipTable.ROW_FIELDS}
+            order = np.argsort(rows['image_index'], kind='stable')  # as ChipTable.concat orders them
+            return {name: values[order] for name, values in rows.items()}, uncovered, without_scale
+
+        return table(self._map_batches(chips_of, len(sizes), progress))
 
     def sample_negative(self, pool: ChipTable, *, seed: int = 0, epoch: int = 0,
                         chips_per_image: Optional[int] = None) -> ChipTable:
         """An epoch's negative chips: ``chips_per_image`` (default ``neg_chips_per_image``) drawn
         uniformly without replacement from each image's pool, in table order."""
         n = self.neg_chips_per_image if chips_per_image is None else chips_per_image
-        image = pool.image_index
-        first = np.searchsorted(image, image)  # rows are ordered by image
+        return pool.select(self._drawn(pool.image_index, seed, epoch, n))
+
+    @staticmethod
+    def _drawn(image: np.ndarray, seed: int, epoch: int, n: int) -> np.ndarray:
+        """Which rows of a pool (``image``: each row's image, ordered) each image's draw of ``n`` picks.
+        Each image's draw depends on its own rows only, so a part of a pool draws as the whole does."""
+        first = np.searchsorted(image, image)
         j = np.arange(len(image)) - first
         priority = nth(derive_key(seed, epoch, image, 0, SAMPLING_STREAM), j)
         order = np.lexsort((j, priority, image))
         rank = np.empty(len(image), dtype=np.int64)
         rank[order] = np.arange(len(image)) - first[order]
-        return pool.select(rank < n)
+        return rank < n
 
     # ---------------------------------------------------------------- shared steps
 
@@ -425,17 +483,17 @@ class ChipGenerator:
                                                  batch.per_box(batch.factors), batch.stride)
 
     def _covered_by_positive(self, batch: _ImageBatch, at_scales: List[_AtScale],
-                             positive: ChipTable) -> List[np.ndarray]:
-        """Which of the boxes ``at_scales[s]`` the positive chip (of ``positive``, the batch's) of
-        their scale with the largest iof holds with a part still valid there (docs/chip_generation.md,
-        section 8, step 1)."""
+                             positive: dict) -> List[np.ndarray]:
+        """Which of the boxes ``at_scales[s]`` the positive chip (of ``positive``, the batch's chip rows
+        by field name) of their scale with the largest iof holds with a part still valid there
+        (docs/chip_generation.md, section 8, step 1)."""
         start, n = batch.start, batch.num_images
         covered = []
         for s, at_scale in enumerate(at_scales):
-            at = np.flatnonzero(positive.scale_index == s)
+            at = np.flatnonzero(positive['scale_index'] == s)
             # Every image is padded to the most chips of the batch; the op skips the padding (empty
             # chips), and an image without a positive chip at this scale covers nothing.
-            chips, _ = _pack(positive.image_index[at] - start, positive.chips[at], n)
+            chips, _ = _pack(positive['image_index'][at] - start, positive['chips'][at], n)
             _, part = assign_boxes_to_chips(torch.from_numpy(at_scale.padded).to(self.device),
                                             torch.from_numpy(chips).to(self.device))
             part = part.cpu().numpy().reshape(-1, 4)[at_scale.place]

@@ -129,13 +129,8 @@ class EpochChips:
         return table
 
     def _generate(self, epoch: int) -> ChipTable:
-        kwargs = dict(seed=self.seed, epoch=epoch)
-        table = self.generator.generate_positive(self.image_sizes, self.gt_boxes, self.gt_crowd, **kwargs)
-        if self.proposals is None:
-            return table
-        negative_pool = self.generator.generate_negative(self.image_sizes, self.proposals, table, self.gt_boxes,
-                                                         self.gt_crowd, **kwargs)
-        return ChipTable.concat([table, self.generator.sample_negative(negative_pool, **kwargs)])
+        return self.generator.generate_epoch(self.image_sizes, self.gt_boxes, self.gt_crowd, self.proposals,
+                                             seed=self.seed, epoch=epoch)
 
     def _report_boxes(self, table: ChipTable) -> None:
         for listed, what in ((table.uncovered_boxes, 'no positive chip holds'),

@@ -232,6 +232,32 @@ class TestWorkers:
         (_, pool, _), (_, expected_pool, _) = generate_both(workload, COCO, (56, 60), seed, epoch)
         assert tables[0][3] == rows(pool) == expected_pool
 
+    @pytest.mark.parametrize('workers', [1, 2])
+    def test_an_epoch_in_one_pass_is_positive_and_drawn_negative_chips(self, rng, workers):
+        workload = random_chip_workload(40, rng, image_size=((60, 900), (60, 900)), boxes_per_image=10,
+                                        side_range=(4, 300), proposals_per_image=150, crowd_fraction=0.15)
+        for i in rng.choice(40, 5, replace=False):  # images without proposals or without boxes
+            workload.proposals[i] = np.zeros((0, 5), np.float32)
+        seed, epoch = int(rng.integers(1000)), int(rng.integers(5))
+        generator = ChipGenerator(images_per_batch=2, workers=workers, neg_chips_per_image=1)
+        positive = generator.generate_positive(workload.image_sizes, workload.gt_boxes, workload.gt_crowd, seed=seed,
+                                               epoch=epoch)
+        pool = generator.generate_negative(workload.image_sizes, workload.proposals, positive, workload.gt_boxes,
+                                           workload.gt_crowd, seed=seed, epoch=epoch)
+        expected = ChipTable.concat([positive, generator.sample_negative(pool, seed=seed, epoch=epoch)])
+        table = generator.generate_epoch(workload.image_sizes, workload.gt_boxes, workload.gt_crowd,
+                                         workload.proposals, seed=seed, epoch=epoch)
+        assert rows(table) == rows(expected) and table.positive.tolist() == expected.positive.tolist()
+        # One drawn from each image's pool.
+        assert len(pool) and (~table.positive).sum() == np.count_nonzero(np.bincount(pool.image_index))
+        for name in ('uncovered_boxes', 'boxes_without_scale', 'image_sizes', 'scaled_sizes'):
+            np.testing.assert_array_equal(getattr(table, name), getattr(expected, name))
+        assert (table.stride, table.settings) == (expected.stride, expected.settings)
+        # Without proposals: the positive chips alone.
+        alone = generator.generate_epoch(workload.image_sizes, workload.gt_boxes, workload.gt_crowd, seed=seed,
+                                         epoch=epoch)
+        assert rows(alone) == rows(positive) and alone.positive.all()
+
     def test_an_error_in_a_worker_names_its_image(self, rng):
         workload = random_chip_workload(40, rng, proposals_per_image=20)
         workload.proposals[33][5, 2] = np.nan

@@ -110,7 +110,7 @@ def test_chips_are_cached_so_a_restart_does_not_recompute(coco_root, tmp_path, m
     def no_generation(*args, **kwargs):
         raise AssertionError('chips were generated again')
 
-    monkeypatch.setattr(ChipGenerator, 'generate_positive', no_generation)
+    monkeypatch.setattr(ChipGenerator, 'generate_epoch', no_generation)
     second = build(coco_root, tmp_path)
     assert keys_of(second, 1) == first_keys
     # Other settings are other chips: they are generated, not loaded.
