@@ -9,7 +9,7 @@ import os
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, List, NamedTuple, Optional, Sequence, Tuple, TypeVar, Union
+from typing import Callable, Iterator, List, NamedTuple, Optional, Sequence, Tuple, TypeVar, Union
 
 import numpy as np
 import torch
@@ -592,7 +592,25 @@ _forked_work_lock = threading.Lock()
 
 
 def _call_forked_work(batch_range: Tuple[int, int]):
-    return _forked_work(*batch_range)
+    # An error is returned, not raised: the pool is then never torn down with tasks still queued,
+    # which hangs Python 3.8's Pool.terminate (its task handler blocks on the queue of dead workers).
+    try:
+        return True, _forked_work(*batch_range)
+    except Exception as error:
+        return False, error
+
+
+def _results_then_first_error(results: Iterator[Tuple[bool, T]]) -> Iterator[T]:
+    """The values of the batches in order up to the first that failed, whose error is raised once
+    every batch has come back."""
+    error = None
+    for ok, value in results:
+        if error is None and not ok:
+            error = value
+        elif error is None:
+            yield value
+    if error is not None:
+        raise error
 
 
 def _one_thread() -> None:
@@ -607,6 +625,6 @@ def _forked_pool(work: Callable[[int, int], T], workers: int):
         _forked_work = work
         try:
             with multiprocessing.get_context('fork').Pool(workers, initializer=_one_thread) as pool:
-                yield lambda ranges: pool.imap(_call_forked_work, ranges)
+                yield lambda ranges: _results_then_first_error(pool.imap(_call_forked_work, ranges))
         finally:
             _forked_work = None
