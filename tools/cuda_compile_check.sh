@@ -6,9 +6,10 @@
 # Usage: tools/cuda_compile_check.sh [VENV_DIR]   (default .venv-cuda in the repository root)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
+# A check that cannot compile fails: CI must not pass without having built the CUDA kernels.
 if ! command -v nvcc >/dev/null 2>&1; then
-  echo "CUDA compile check skipped: nvcc not found on the PATH"
-  exit 0
+  echo "[cuda_compile_check] failed: nvcc not found on the PATH; install the CUDA toolkit or put its bin/ on the PATH" >&2
+  exit 1
 fi
 venv=${1:-$root/.venv-cuda}
 [[ -x $venv/bin/python ]] || python3.11 -m venv "$venv"
