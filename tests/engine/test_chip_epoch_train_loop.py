@@ -1,7 +1,6 @@
 import glob
 import math
 import os.path as osp
-import random
 import re
 import shutil
 import uuid
@@ -18,14 +17,6 @@ from mmdet_sniper.chips import ChipTable
 from mmdet_sniper.engine import chip_epoch_train_loop
 
 BATCH = 2
-
-
-@pytest.fixture
-def rng():
-    """A numpy generator with a fresh seed each run; the seed is printed, so a failure can be replayed."""
-    seed = random.SystemRandom().randrange(2**31)
-    print(f'random seed: {seed}')
-    return np.random.default_rng(seed)
 
 
 @pytest.fixture(autouse=True)

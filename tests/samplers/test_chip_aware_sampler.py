@@ -1,5 +1,4 @@
 import math
-import random
 
 import numpy as np
 import pytest
@@ -11,14 +10,6 @@ from mmdet_sniper.samplers import ChipAwareSampler, chip_aware_sampler
 
 WORLD_SIZES = [1, 2, 3, 4]
 SIZES = [0, 1, 5, 17, 100]
-
-
-@pytest.fixture
-def rng():
-    """A numpy generator with a fresh seed each run; the seed is printed, so a failure can be replayed."""
-    seed = random.SystemRandom().randrange(2**31)
-    print(f'random seed: {seed}')
-    return np.random.default_rng(seed)
 
 
 def ragged_image_index(rng, n):

@@ -1,6 +1,5 @@
 import json
 import os
-import random
 import subprocess
 import sys
 from pathlib import Path
@@ -14,14 +13,6 @@ from mmdet_sniper.testing.synthetic_coco import write_synthetic_coco
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / 'tools'))
 import configure_sniper  # noqa: E402
-
-
-@pytest.fixture
-def rng():
-    """A numpy generator with a fresh seed each run; the seed is printed, so a failure can be replayed."""
-    seed = random.SystemRandom().randrange(2**31)
-    print(f'random seed: {seed}')
-    return np.random.default_rng(seed)
 
 
 def split_of(image_sizes, sizes_per_image, rng):
