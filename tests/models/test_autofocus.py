@@ -8,18 +8,16 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from mmdet.models.data_preprocessors import DetDataPreprocessor
 from mmdet.structures import DetDataSample
 from mmdet.utils import register_all_modules
-from mmengine.model import BaseModel
 from mmengine.structures import InstanceData
-from torch import nn
 
 from mmdet_sniper.models.autofocus_tta import AutoFocusTestTimeAug
 from mmdet_sniper.models.focus_chips import focus_chips
 from mmdet_sniper.models.focus_pixel_head import FocusPixelHead, focus_pixel_labels
 from mmdet_sniper.models.sniper_tta import SniperTestTimeAug
-from mmdet_sniper.testing.positions import decode_position, encoded_view
+from mmdet_sniper.testing.known_objects import KnownObjectsDetector
+from mmdet_sniper.testing.positions import encoded_view
 
 register_all_modules()
 
@@ -235,50 +233,9 @@ class TestFocusChips:
             focus_chips(*args)
 
 
-class FocusingDetector(BaseModel):
-    """A fake detector with a FocusPixel branch. In every window it finds the known objects lying in
-    it whose side in the view is at least ``min_visible`` px (clipped to the window, score 0.9), and
-    sets the FocusPixels (probability 1) on the cells of the objects smaller than that.
-
-    Args:
-        objects: per view, float ``(n, 4)`` in view pixels.
-        stride (int): view pixels per FocusPixel.
-    """
-
-    def __init__(self, objects, stride=8, min_visible=16):
-        super().__init__(data_preprocessor=DetDataPreprocessor(mean=[0, 0, 0], std=[1, 1, 1], pad_size_divisor=1))
-        self.objects = [torch.as_tensor(boxes, dtype=torch.float32) for boxes in objects]
-        self.min_visible = min_visible
-        self.roi_head = nn.Module()
-        self.roi_head.focus_head = nn.Module()
-        self.roi_head.focus_head.stride = stride
-        self.windows, self.calls = [], []
-
-    def forward(self, inputs, data_samples=None, mode='tensor'):
-        raise AssertionError('the AutoFocus test calls test_step')
-
-    def test_step(self, data):
-        data = self.data_preprocessor(data, False)
-        stride = self.roi_head.focus_head.stride
-        self.calls.append([tuple(sample.img_shape) for sample in data['data_samples']])
-        for image, sample in zip(data['inputs'], data['data_samples']):
-            x0, y0, view = decode_position(image)
-            h, w = sample.img_shape
-            self.windows.append((view, x0, y0, x0 + w, y0 + h))
-            origin = torch.tensor([x0, y0, x0, y0], dtype=torch.float32)
-            objects = self.objects[view]
-            clipped = torch.minimum(objects.maximum(origin), origin + torch.tensor([w, h, w, h]))
-            side = ((objects[:, 2] - objects[:, 0]) * (objects[:, 3] - objects[:, 1])).sqrt()
-            inside = (clipped[:, 2] > clipped[:, 0]) & (clipped[:, 3] > clipped[:, 1])
-            seen = inside & (side >= self.min_visible)
-            count = int(seen.sum())
-            sample.pred_instances = InstanceData(bboxes=clipped[seen] - origin, scores=torch.full((count,), 0.9),
-                                                 labels=torch.zeros(count, dtype=torch.long))
-            focus = torch.zeros((-(-h // stride), -(-w // stride)))
-            for x1, y1, x2, y2 in (clipped[inside & ~seen] - origin).tolist():
-                focus[int(y1 // stride):math.ceil(y2 / stride), int(x1 // stride):math.ceil(x2 / stride)] = 1
-            sample.pred_focus = focus
-        return data['data_samples']
+def focusing_detector(objects, min_visible=16):
+    """Sees the objects from 16 px on and sets the FocusPixels, 8 view pixels each, of the smaller ones."""
+    return KnownObjectsDetector(objects, min_visible=min_visible, focus_stride=8)
 
 
 # An 800 x 600 image at 1/4, 1/2 and 1 (views 0, 1, 2). Seen from 16 px: the 200 px objects at every
@@ -319,7 +276,7 @@ class TestAutoFocusTestTimeAug:
     @pytest.mark.parametrize('order', [(0, 1, 2), (2, 0, 1)])
     def test_every_object_once_on_fewer_pixels(self, order):
         views, objects = pyramid_views(order=order)
-        detector = FocusingDetector(objects)
+        detector = focusing_detector(objects)
         model = AutoFocusTestTimeAug(detector, focus_cfgs=FOCUS_CFGS, tta_cfg=NMS, view_cfg=None, tiles_per_batch=3)
 
         (result,) = model.test_step(batch(views))
@@ -345,10 +302,10 @@ class TestAutoFocusTestTimeAug:
     def test_same_detections_as_the_full_test(self):
         views, objects = pyramid_views()
         # Each view whole: one tile per view (the fake detector answers in window pixels, as tiles get).
-        full = SniperTestTimeAug(FocusingDetector(objects), tta_cfg=NMS, view_cfg=None, sliced=True,
+        full = SniperTestTimeAug(focusing_detector(objects), tta_cfg=NMS, view_cfg=None, sliced=True,
                                  chip_size=1024).test_step(batch(views))[0]
         views, objects = pyramid_views()
-        focused = AutoFocusTestTimeAug(FocusingDetector(objects), focus_cfgs=FOCUS_CFGS, tta_cfg=NMS,
+        focused = AutoFocusTestTimeAug(focusing_detector(objects), focus_cfgs=FOCUS_CFGS, tta_cfg=NMS,
                                        view_cfg=None).test_step(batch(views))[0]
         assert rows(focused) == rows(full) and len(rows(full)) == len(OBJECTS)
 
@@ -357,7 +314,7 @@ class TestAutoFocusTestTimeAug:
         ranges = (None, (40, -1), (-1, 40))
         plain, plain_objects = pyramid_views(order=(1, 2), ranges=ranges)
         flipped, flipped_objects = pyramid_views(flip=True, order=(2, 1), first_view=2, ranges=ranges)
-        detector = FocusingDetector(plain_objects + flipped_objects)
+        detector = focusing_detector(plain_objects + flipped_objects)
         model = AutoFocusTestTimeAug(detector, focus_cfgs=FOCUS_CFGS[1:], tta_cfg=NMS, view_cfg=None)
 
         (result,) = model.test_step(batch(plain + flipped))
@@ -370,7 +327,7 @@ class TestAutoFocusTestTimeAug:
 
     def test_no_focus_runs_only_the_coarsest(self):
         views, objects = pyramid_views()
-        detector = FocusingDetector(objects, min_visible=0)
+        detector = focusing_detector(objects, min_visible=0)
         model = AutoFocusTestTimeAug(detector, focus_cfgs=FOCUS_CFGS, tta_cfg=NMS, view_cfg=None)
         (result,) = model.test_step(batch(views))
         assert detector.windows == [(0, 0, 0, 200, 150)]
@@ -380,7 +337,7 @@ class TestAutoFocusTestTimeAug:
 
     def test_chips_for_by_hand(self):
         views, objects = pyramid_views()
-        model = AutoFocusTestTimeAug(FocusingDetector(objects), focus_cfgs=FOCUS_CFGS, view_cfg=None)
+        model = AutoFocusTestTimeAug(focusing_detector(objects), focus_cfgs=FOCUS_CFGS, view_cfg=None)
         focus = torch.zeros((19, 25))    # the 1/4 view: 150 x 200 px in 8 px cells
         focus[3, 3] = 1
         # 1/4 -> 1/2: a cell is 16 px of the finer view; 64 px are 4 cells about cell 3: [1, 5).
@@ -394,7 +351,7 @@ class TestAutoFocusTestTimeAug:
 
     def test_wrong_number_of_scales(self):
         views, objects = pyramid_views()
-        model = AutoFocusTestTimeAug(FocusingDetector(objects), focus_cfgs=FOCUS_CFGS[:1], view_cfg=None)
+        model = AutoFocusTestTimeAug(focusing_detector(objects), focus_cfgs=FOCUS_CFGS[:1], view_cfg=None)
         with pytest.raises(ValueError, match='3 scales per flip, but focus_cfgs holds 1'):
             model.test_step(batch(views))
 
@@ -407,16 +364,16 @@ class TestAutoFocusTestTimeAug:
         (dict(edge_margin=-1), 'edge_margin')])
     def test_bad_arguments(self, kwargs, match):
         with pytest.raises(ValueError, match=match):
-            AutoFocusTestTimeAug(FocusingDetector([]), view_cfg=None, **kwargs)
+            AutoFocusTestTimeAug(focusing_detector([]), view_cfg=None, **kwargs)
 
     def test_detector_without_focus_branch(self):
-        detector = FocusingDetector([])
+        detector = focusing_detector([])
         del detector.roi_head.focus_head
         with pytest.raises(ValueError, match='focus_head'):
             AutoFocusTestTimeAug(detector, view_cfg=None)
 
     def test_takes_the_collated_dict(self):
         views, objects = pyramid_views()
-        model = AutoFocusTestTimeAug(FocusingDetector(objects), focus_cfgs=FOCUS_CFGS, view_cfg=None)
+        model = AutoFocusTestTimeAug(focusing_detector(objects), focus_cfgs=FOCUS_CFGS, view_cfg=None)
         with pytest.raises(TypeError, match='pseudo_collate'):
             model.test_step([batch(views)])

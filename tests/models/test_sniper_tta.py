@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from mmdet.models.data_preprocessors import DetDataPreprocessor
 from mmdet.registry import MODELS, TRANSFORMS
 from mmdet.structures import DetDataSample
 from mmdet.utils import register_all_modules
@@ -19,7 +18,8 @@ from mmengine.structures import InstanceData
 
 import mmdet_sniper  # noqa: F401  (registers the SNIPER modules)
 from mmdet_sniper.models.sniper_tta import VIEW_TEST_CFG, SniperTestTimeAug, keep_in_valid_range
-from mmdet_sniper.testing.positions import decode_position, encoded_view
+from mmdet_sniper.testing.known_objects import KnownObjectsDetector
+from mmdet_sniper.testing.positions import encoded_view
 from mmdet_sniper.testing.synthetic_coco import write_synthetic_coco
 from mmdet_sniper.transforms.test_scale import SniperTestScale, SniperTestViews
 
@@ -416,38 +416,6 @@ class TestViewLimits:
         assert self.overlapping_pairs_of_a_class(view) > 0
         # The final cap is the merge's.
         assert model.tta_cfg.max_per_img == 100
-
-
-class KnownObjectsDetector(BaseModel):
-    """Finds the known objects in every tile: each clipped to the tile, in tile pixels, score 0.9.
-
-    Args:
-        objects: per view, float ``(n, 4)`` in view pixels.
-        labels: ``(n,)``, the objects' labels.
-    """
-
-    def __init__(self, objects, labels):
-        super().__init__(data_preprocessor=DetDataPreprocessor(mean=[0, 0, 0], std=[1, 1, 1], pad_size_divisor=1))
-        self.objects = [torch.as_tensor(boxes, dtype=torch.float32) for boxes in objects]
-        self.labels = torch.as_tensor(labels)
-        self.batch_sizes = []
-
-    def forward(self, inputs, data_samples=None, mode='tensor'):
-        raise AssertionError('the sliced test calls test_step')
-
-    def test_step(self, data):
-        data = self.data_preprocessor(data, False)
-        self.batch_sizes.append(len(data['inputs']))
-        for image, sample in zip(data['inputs'], data['data_samples']):
-            x0, y0, view_index = decode_position(image)
-            h, w = sample.img_shape
-            origin = torch.tensor([x0, y0, x0, y0], dtype=torch.float32)
-            clipped = torch.minimum(self.objects[view_index].maximum(origin), origin + torch.tensor([w, h, w, h]))
-            inside = (clipped[:, 2] > clipped[:, 0]) & (clipped[:, 3] > clipped[:, 1])
-            sample.pred_instances = InstanceData(bboxes=clipped[inside] - origin,
-                                                 scores=torch.full((int(inside.sum()),), 0.9),
-                                                 labels=self.labels[inside])
-        return data['data_samples']
 
 
 def known_objects(rng, width, height):
