@@ -308,11 +308,6 @@ def build_detector(cfg, checkpoint, device):
     return detector.to(device).eval()
 
 
-def heads_with_test_cfg(detector):
-    return [head for head in (detector, getattr(detector, 'roi_head', None), getattr(detector, 'bbox_head', None),
-                              getattr(detector, 'rpn_head', None)) if getattr(head, 'test_cfg', None) is not None]
-
-
 def build_model(spec, cfg, detector, sahi_settings):
     """The callable that predicts one prepared input (a list of DetDataSamples out)."""
     from mmdet.registry import MODELS
@@ -462,12 +457,7 @@ def run_isolated(spec, argv, checkpoints):
 
 def run_in_process(args, cfg, specs, infos, img_ids, sahi_settings, dataset_meta):
     """Every test's runs, per checkpoint, in this process."""
-    # SniperTestTimeAug sets its view limits on the detector's head: each test starts from the config's.
-    detectors = []
-    for checkpoint in args.checkpoints:
-        detector = build_detector(cfg, checkpoint, args.device)
-        heads = heads_with_test_cfg(detector)
-        detectors.append((checkpoint, detector, heads, [copy.deepcopy(head.test_cfg) for head in heads]))
+    detectors = [(checkpoint, build_detector(cfg, checkpoint, args.device)) for checkpoint in args.checkpoints]
     runs = {spec['name']: [] for spec in specs}
     for spec in specs:
         # One test's inputs at a time (SNIPER's 2x view of a large image is large), for every checkpoint.
@@ -477,9 +467,7 @@ def run_in_process(args, cfg, specs, infos, img_ids, sahi_settings, dataset_meta
             if not is_oom(error):
                 raise
             inputs, failure = None, f'out of memory preparing the inputs ({oom_detail(error)})'
-        for checkpoint, detector, heads, test_cfgs in detectors:
-            for head, test_cfg in zip_strict(heads, test_cfgs):
-                head.test_cfg = copy.deepcopy(test_cfg)
+        for checkpoint, detector in detectors:
             run = run_test(spec, cfg, detector, inputs, failure, args, sahi_settings, dataset_meta, img_ids)
             runs[spec['name']].append(dict(checkpoint=checkpoint, **run))
             print(f'{osp.basename(checkpoint)} {spec["name"]}: {runs[spec["name"]][-1]}', flush=True)

@@ -85,8 +85,8 @@ class AutoFocusTestTimeAug(SniperTestTimeAug):
                 raise ValueError(f'{name}.{key} must be an int >= 1, got {cfg[key]!r}')
         return dict(cfg)
 
-    def test_step(self, data: dict) -> List[DetDataSample]:
-        """Predict every image coarse to fine and merge its views.
+    def predict_images(self, data: dict) -> List[DetDataSample]:
+        """Predict every image coarse to fine and merge its views (:meth:`test_step`).
 
         Args:
             data (dict): as :meth:`SniperTestTimeAug.test_step`'s.

@@ -1,8 +1,9 @@
 """SNIPER's multi-scale test as an mmdet test-time augmentation model: each scale keeps only the
 detections in its valid range, then the scales are merged; optionally each scale is run in tiles."""
 import math
+from contextlib import contextmanager
 from numbers import Real
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -88,9 +89,10 @@ class SniperTestTimeAug(DetTTAModel):
         tta_cfg (dict, optional): ``nms`` (``mmcv.ops.batched_nms``'s config) and ``max_per_img``.
             Defaults to the authors' Gaussian soft-NMS, sigma 0.55, score floor 1e-3, 100 per image.
         view_cfg (dict, optional): ``score_thr``, ``nms`` (None: none) and ``max_per_img`` of every
-            view, set on the detector's last stage (``roi_head.test_cfg``, or ``bbox_head.test_cfg``
-            of a one-stage detector). Defaults to the authors' 1e-3, no NMS, and a cap of 1000. None
-            keeps the detector's own.
+            view, applied to the detector's last stage (``roi_head.test_cfg``, or ``bbox_head.test_cfg``
+            of a one-stage detector) while :meth:`test_step` runs (:meth:`view_settings`); the
+            detector keeps its own ``test_cfg`` otherwise. Defaults to the authors' 1e-3, no NMS, and a
+            cap of 1000. None keeps the detector's own.
         sliced (bool): Run each view in tiles. Defaults to False.
         chip_size (int): Tile side in pixels (sliced only). Defaults to 512.
         tile_overlap (int, optional): Overlap of adjacent tiles in pixels (sliced only). By default,
@@ -121,13 +123,10 @@ class SniperTestTimeAug(DetTTAModel):
         if not isinstance(tiles_per_batch, int) or tiles_per_batch < 1:
             raise ValueError(f'tiles_per_batch must be an int >= 1, got {tiles_per_batch!r}')
         super().__init__(tta_cfg=tta_cfg, module=module, data_preprocessor=data_preprocessor)
-        if view_cfg is not None:
-            head = self._last_stage()
-            if head is None:
-                raise ValueError(f'view_cfg needs a detector with roi_head.test_cfg or bbox_head.test_cfg; '
-                                 f'{type(self.module).__name__} has neither: pass view_cfg=None to keep its own '
-                                 'limits')
-            head.test_cfg = ConfigDict({**head.test_cfg, **view_cfg})
+        if view_cfg is not None and self._last_stage() is None:
+            raise ValueError(f'view_cfg needs a detector with roi_head.test_cfg or bbox_head.test_cfg; '
+                             f'{type(self.module).__name__} has neither: pass view_cfg=None to keep its own limits')
+        self.view_cfg = None if view_cfg is None else ConfigDict(view_cfg)
         self.sliced = sliced
         self.chip_size = chip_size
         self.tile_overlap = tile_overlap
@@ -138,8 +137,23 @@ class SniperTestTimeAug(DetTTAModel):
         return next((head for head in (getattr(self.module, name, None) for name in ('roi_head', 'bbox_head'))
                      if getattr(head, 'test_cfg', None) is not None), None)
 
+    @contextmanager
+    def view_settings(self) -> Iterator[None]:
+        """The detector's last stage under ``view_cfg`` inside the block, under its own ``test_cfg``
+        again after it: the detector given is left as it was, to be tested whole or by another model."""
+        head = self._last_stage() if self.view_cfg is not None else None
+        if head is None:
+            yield
+            return
+        own = head.test_cfg
+        head.test_cfg = ConfigDict({**own, **self.view_cfg})
+        try:
+            yield
+        finally:
+            head.test_cfg = own
+
     def test_step(self, data: dict) -> List[DetDataSample]:
-        """Predict every view (whole, or in tiles when ``sliced``) and merge each image's views.
+        """Predict every view under ``view_cfg`` and merge each image's views.
 
         Args:
             data (dict): ``inputs``, per view a list of uint8 ``(C, H, W)`` images, and
@@ -149,6 +163,11 @@ class SniperTestTimeAug(DetTTAModel):
         Returns:
             list[DetDataSample]: One per image, ``pred_instances`` in original-image pixels.
         """
+        with self.view_settings():
+            return self.predict_images(data)
+
+    def predict_images(self, data: dict) -> List[DetDataSample]:
+        """:meth:`test_step` under the settings in force: every view whole, or in tiles when ``sliced``."""
         if not self.sliced:
             return super().test_step(data)
         if not isinstance(data, dict):
@@ -194,8 +213,11 @@ class SniperTestTimeAug(DetTTAModel):
         quadratic in the detections, takes over the test's time (on a 4170 px image, 146 thousand
         detections from the 1x view's 729 tiles took 23 s to merge, as long as the tiles themselves).
         """
-        head = self._last_stage()
-        cap = head.test_cfg.get('max_per_img') if head is not None else None
+        if self.view_cfg is not None:
+            cap = self.view_cfg.max_per_img
+        else:
+            head = self._last_stage()
+            cap = head.test_cfg.get('max_per_img') if head is not None else None
         if cap is None or len(predictions) <= cap:
             return predictions
         return predictions[predictions.scores.topk(cap).indices]

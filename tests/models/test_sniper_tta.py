@@ -340,21 +340,25 @@ class TestTinyDetector:
         image = dict(img_path=str(tmp_path / 'images' / '000000.jpg'), img_id=0)
         item = tta_pipeline(self.SCALES, self.RANGES, flip)(image)
         data = pseudo_collate([item])
+        own_test_cfg = copy.deepcopy(tiny_detector.roi_head.test_cfg)
         model = tta(NMS, max_per_img=30, module=tiny_detector, view_cfg=VIEW_TEST_CFG, sliced=sliced, chip_size=256,
                     tiles_per_batch=4)
         with torch.no_grad():
-            # Each view alone through the detector (whole or tiled): the merge must pick among their
-            # in-range detections.
+            # Each view alone through the detector (whole or tiled) under the view limits: the merge
+            # must pick among their in-range detections.
             views = copy.deepcopy(data)
-            if sliced:
-                model._predict_in_tiles([(inputs[0], samples[0])
-                                         for inputs, samples in zip(views['inputs'], views['data_samples'])])
-                candidates = [samples[0] for samples in views['data_samples']]
-            else:
-                candidates = [tiny_detector.test_step(dict(inputs=inputs, data_samples=samples))[0]
-                              for inputs, samples in zip(views['inputs'], views['data_samples'])]
+            with model.view_settings():
+                if sliced:
+                    model._predict_in_tiles([(inputs[0], samples[0])
+                                             for inputs, samples in zip(views['inputs'], views['data_samples'])])
+                    candidates = [samples[0] for samples in views['data_samples']]
+                else:
+                    candidates = [tiny_detector.test_step(dict(inputs=inputs, data_samples=samples))[0]
+                                  for inputs, samples in zip(views['inputs'], views['data_samples'])]
 
             (result,) = model.test_step(data)
+        # The test-time model leaves the detector's own limits as they were.
+        assert tiny_detector.roi_head.test_cfg == own_test_cfg
 
         width, height = image_size
         assert result.ori_shape == (height, width) and len(data['inputs']) == (6 if flip else 3)
@@ -409,13 +413,17 @@ class TestViewLimits:
         assert 0 < len(own) <= 100 and set(own.labels.tolist()) == {0}
         assert self.overlapping_pairs_of_a_class(own) == 0
         model = SniperTestTimeAug(module=detector)
-        view = self.predict(model.module, image)
+        with model.view_settings():
+            view = self.predict(model.module, image)
         assert 100 < len(view) <= VIEW_TEST_CFG['max_per_img']
         # Above the 1e-3 floor (class 1), not below it (class 2), and no NMS within a class.
         assert set(view.labels.tolist()) == {0, 1} and (view.scores > 1e-3).all()
         assert self.overlapping_pairs_of_a_class(view) > 0
         # The final cap is the merge's.
         assert model.tta_cfg.max_per_img == 100
+        # Outside the test-time model's calls the detector predicts under its own limits again.
+        again = self.predict(detector, image)
+        assert torch.equal(again.bboxes, own.bboxes) and torch.equal(again.scores, own.scores)
 
 
 def known_objects(rng, width, height):
